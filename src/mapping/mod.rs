@@ -1,0 +1,229 @@
+//! Maps GWEN webhook bytes to a serialized Segment `track` event. Pure: no I/O.
+
+mod event_name;
+mod message_id;
+mod timestamp;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use event_name::{EventName, event_name};
+pub use message_id::message_id;
+pub use timestamp::{TimestampSource, event_timestamp, format_timestamp};
+
+/// Segment rejects a whole batch with 400 when one event in it is larger than this.
+pub const MAX_EVENT_BYTES: usize = 32_000;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What happens to webhooks whose `type` GWEN does not document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UnknownTypes {
+    /// Send them to Segment, named by their words in title case.
+    #[default]
+    Forward,
+    /// Send them to the dead-letter topic.
+    Dlq,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MappingConfig {
+    /// Mixed into every messageId, so two deployments fed the same webhooks can keep their ids
+    /// apart.
+    pub message_id_namespace: String,
+    pub unknown_types: UnknownTypes,
+}
+
+/// Why a record goes to the dead-letter topic; the value of the `gwen-dlq-kind` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DlqKind {
+    InvalidWebhook,
+    MissingUserId,
+    EventTooLarge,
+    SegmentRejected,
+    UnknownType,
+}
+
+impl DlqKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlqKind::InvalidWebhook => "invalid_webhook",
+            DlqKind::MissingUserId => "missing_user_id",
+            DlqKind::EventTooLarge => "event_too_large",
+            DlqKind::SegmentRejected => "segment_rejected",
+            DlqKind::UnknownType => "unknown_type",
+        }
+    }
+}
+
+impl fmt::Display for DlqKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A webhook that cannot become a Segment event, with the reason as a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: DlqKind,
+    pub reason: String,
+}
+
+impl Rejection {
+    fn new(kind: DlqKind, reason: impl Into<String>) -> Self {
+        Rejection { kind, reason: reason.into() }
+    }
+}
+
+/// One Segment `track` event, serialized.
+#[derive(Debug, Clone)]
+pub struct MappedEvent {
+    pub json: Vec<u8>,
+    pub message_id: String,
+    pub event_name: EventName,
+}
+
+/// The fields of a webhook that the mapping reads; every other field is passed through.
+#[derive(Deserialize)]
+struct WebhookFields<'a> {
+    #[serde(rename = "type", borrow)]
+    webhook_type: Option<&'a RawValue>,
+    #[serde(rename = "userId", borrow)]
+    user_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct TrackEvent<'a> {
+    #[serde(rename = "type")]
+    call: &'static str,
+    event: &'a str,
+    #[serde(rename = "userId")]
+    user_id: &'a str,
+    timestamp: String,
+    #[serde(rename = "messageId")]
+    message_id: &'a str,
+    properties: &'a RawValue,
+    context: Context,
+}
+
+#[derive(Serialize)]
+struct Context {
+    integration: NameVersion,
+    library: NameVersion,
+    gwen: GwenContext,
+}
+
+#[derive(Serialize)]
+struct NameVersion {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct GwenContext {
+    #[serde(rename = "timestampSource")]
+    timestamp_source: &'static str,
+}
+
+/// Maps one webhook, given as the bytes of a JSON object, to a Segment `track` event.
+///
+/// `received_at` is the fallback for a missing or unusable webhook timestamp. The webhook's
+/// fields become `properties` byte for byte, so numbers keep every digit.
+pub fn map_webhook(
+    webhook: &[u8],
+    received_at: DateTime<Utc>,
+    config: &MappingConfig,
+) -> Result<MappedEvent, Rejection> {
+    let text = std::str::from_utf8(webhook)
+        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not valid UTF-8: {e}.")))?;
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return Err(Rejection::new(DlqKind::InvalidWebhook, "The webhook is not a JSON object."));
+    }
+    let properties: &RawValue = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not valid JSON: {e}.")))?;
+    let fields: WebhookFields = serde_json::from_str(text)
+        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not a valid GWEN webhook: {e}.")))?;
+
+    let event_name = read_event_name(fields.webhook_type)?;
+    if !event_name.known && config.unknown_types == UnknownTypes::Dlq {
+        return Err(Rejection::new(
+            DlqKind::UnknownType,
+            format!("The webhook type {:?} is not a documented GWEN type, and unknown types go to the dead-letter topic.", event_name.name),
+        ));
+    }
+    let user_id = read_user_id(fields.user_id)?;
+    let (timestamp, source) = event_timestamp(fields.timestamp, received_at);
+    let message_id = message_id(&config.message_id_namespace, text.as_bytes());
+
+    let event = TrackEvent {
+        call: "track",
+        event: &event_name.name,
+        user_id: &user_id,
+        timestamp: format_timestamp(timestamp),
+        message_id: &message_id,
+        properties,
+        context: Context {
+            integration: NameVersion { name: "gwen-webhooks", version: VERSION },
+            library: NameVersion { name: "gwen-segment", version: VERSION },
+            gwen: GwenContext { timestamp_source: source.as_str() },
+        },
+    };
+    let json = serde_json::to_vec(&event)
+        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The Segment event could not be serialized: {e}.")))?;
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(Rejection::new(
+            DlqKind::EventTooLarge,
+            format!("The Segment event is {} bytes, over Segment's limit of {MAX_EVENT_BYTES} bytes per event.", json.len()),
+        ));
+    }
+
+    Ok(MappedEvent { json, message_id, event_name })
+}
+
+fn read_event_name(raw: Option<&RawValue>) -> Result<EventName, Rejection> {
+    let missing = || Rejection::new(DlqKind::InvalidWebhook, "The webhook has no `type`: a non-empty string is required.");
+    let raw = raw.ok_or_else(missing)?;
+    let webhook_type: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
+        Rejection::new(DlqKind::InvalidWebhook, format!("The webhook `type` is {}, not a string.", raw.get()))
+    })?;
+    event_name(&webhook_type).ok_or_else(missing)
+}
+
+/// Reads `userId` as Segment wants it: a string, with a number written as its decimal text.
+fn read_user_id(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+    let missing = || {
+        Rejection::new(
+            DlqKind::MissingUserId,
+            "The webhook has no `userId`, and Segment drops track calls without one.",
+        )
+    };
+    let Some(raw) = raw else {
+        return Err(missing());
+    };
+
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            let user_id: Cow<str> = serde_json::from_str(text).map_err(|e| {
+                Rejection::new(DlqKind::InvalidWebhook, format!("The webhook `userId` is not a valid string: {e}."))
+            })?;
+            if user_id.is_empty() { Err(missing()) } else { Ok(user_id) }
+        }
+        Some(b'-' | b'0'..=b'9') => Ok(Cow::Borrowed(text)),
+        _ if text == "null" => Err(missing()),
+        _ => Err(Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook `userId` is {text}: a string or a number is required."),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;
