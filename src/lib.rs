@@ -4,3 +4,11 @@
 //! `track` calls and commits offsets only after Segment acknowledged them.
 
 pub mod mapping;
+pub mod kafka;
+pub mod secret;
+pub mod backoff;
+pub mod segment;
+pub mod capture;
+pub mod admin;
+pub mod health;
+pub mod receiver;

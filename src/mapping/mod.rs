@@ -2,6 +2,7 @@
 
 mod event_name;
 mod message_id;
+mod surrogates;
 mod timestamp;
 
 use std::borrow::Cow;
@@ -13,6 +14,7 @@ use serde_json::value::RawValue;
 
 pub use event_name::{EventName, event_name};
 pub use message_id::message_id;
+pub use surrogates::find_lone_surrogate;
 pub use timestamp::{TimestampSource, event_timestamp, format_timestamp};
 
 /// Segment rejects a whole batch with 400 when one event in it is larger than this.
@@ -148,6 +150,12 @@ pub fn map_webhook(
     }
     let properties: &RawValue = serde_json::from_str(text)
         .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not valid JSON: {e}.")))?;
+    if let Some(position) = find_lone_surrogate(text) {
+        return Err(Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook holds a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."),
+        ));
+    }
     let fields: WebhookFields = serde_json::from_str(text)
         .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not a valid GWEN webhook: {e}.")))?;
 

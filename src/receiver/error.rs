@@ -1,0 +1,46 @@
+//! Receiver answers for requests that are not accepted: a status and a short JSON body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Seconds a sender is asked to wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized,
+    UnsupportedMediaType(String),
+    BadRequest(String),
+    PayloadTooLarge(String),
+    Unavailable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, detail) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send a webhook key as HTTP Basic user name with an empty password, or as a Bearer token".to_string(),
+            ),
+            ApiError::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail),
+            ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "invalid_body", detail),
+            ApiError::PayloadTooLarge(detail) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail),
+            ApiError::Unavailable(detail) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail),
+        };
+
+        let body = serde_json::json!({ "error": error, "detail": detail }).to_string();
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let headers = response.headers_mut();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gwen-segment\", Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,92 @@
+//! Writes a request's records to Kafka and waits for every delivery report.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+
+use super::body::Record;
+use crate::kafka::headers;
+use crate::kafka::KafkaSettings;
+
+/// Upper bound of the producer's local queue, so a slow cluster turns into 503s, not memory.
+const QUEUE_MAX_KBYTES: &str = "131072";
+
+/// Headers every record of one request gets.
+pub struct RequestHeaders<'a> {
+    pub received_at: &'a str,
+    pub request_id: &'a str,
+    pub content_type: &'a str,
+    pub traceparent: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub enum ProduceError {
+    /// The record is larger than the broker or the producer accepts.
+    TooLarge(KafkaError),
+    /// Not acknowledged in time, queue full, or any other failure worth retrying.
+    NotAcknowledged(KafkaError),
+}
+
+/// A producer for webhooks: idempotent, `acks=all`, Java-compatible partitioning, and a
+/// delivery timeout equal to `produce_timeout`.
+pub fn producer_config(settings: &KafkaSettings, produce_timeout: Duration) -> ClientConfig {
+    let mut config = settings.client_config();
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", produce_timeout.as_millis().max(1).to_string())
+        .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES);
+    config
+}
+
+/// Produces every record, then waits for all delivery reports. Records enqueued before a
+/// failure may still be written: the sender's retry then duplicates them with the same messageId.
+pub async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[Record<'_>],
+    request: &RequestHeaders<'_>,
+) -> Result<(), ProduceError> {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut kafka_record = FutureRecord::to(topic).payload(record.bytes).headers(record_headers(request));
+        if let Some(key) = &record.key {
+            kafka_record = kafka_record.key(key.as_bytes());
+        }
+        match producer.send_result(kafka_record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => return Err(classify(error)),
+        }
+    }
+
+    for delivery in futures::future::join_all(deliveries).await {
+        match delivery {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => return Err(classify(error)),
+            Err(_canceled) => return Err(ProduceError::NotAcknowledged(KafkaError::Canceled)),
+        }
+    }
+    Ok(())
+}
+
+fn record_headers(request: &RequestHeaders<'_>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new_with_capacity(4)
+        .insert(Header { key: headers::RECEIVED_AT, value: Some(request.received_at) })
+        .insert(Header { key: headers::REQUEST_ID, value: Some(request.request_id) })
+        .insert(Header { key: headers::CONTENT_TYPE, value: Some(request.content_type) });
+    match request.traceparent {
+        Some(traceparent) => headers.insert(Header { key: headers::TRACEPARENT, value: Some(traceparent) }),
+        None => headers,
+    }
+}
+
+fn classify(error: KafkaError) -> ProduceError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => ProduceError::TooLarge(error),
+        _ => ProduceError::NotAcknowledged(error),
+    }
+}
