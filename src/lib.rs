@@ -12,3 +12,5 @@ pub mod capture;
 pub mod admin;
 pub mod health;
 pub mod receiver;
+pub mod forwarder;
+pub mod service;

@@ -1,0 +1,224 @@
+//! Command-line options. Every option has an environment variable: `GWEN_` and the flag in upper
+//! snake case, except the Kafka and Segment connection settings, which use their common names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use gwen_segment::kafka::{KafkaSettings, OptionError, TopicPolicy, parse_option};
+use gwen_segment::mapping::UnknownTypes;
+use gwen_segment::secret::Secret;
+
+#[derive(Parser)]
+#[command(name = "gwen-segment", version, about = "Carries GWEN webhooks into Twilio Segment through Kafka")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// HTTP server for GWEN webhooks, producing them to Kafka.
+    Receiver(ReceiverArgs),
+    /// Consumer-group member that delivers the webhooks to Segment as track events.
+    Forwarder(ForwarderArgs),
+    /// A local Segment-compatible server that records what it receives, for tests and demos.
+    Capture(CaptureArgs),
+}
+
+fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text)
+}
+
+#[derive(Args, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Raw librdkafka property KEY=VALUE, for tuning; repeatable. The settings delivery depends on
+    /// (acks, enable.idempotence, enable.auto.commit, enable.auto.offset.store, isolation.level,
+    /// auto.offset.reset) are rejected.
+    #[arg(long = "kafka-option", env = "KAFKA_OPTIONS", value_delimiter = ';', hide_env_values = true)]
+    pub kafka_options: Vec<String>,
+
+    /// security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<String>,
+
+    /// sasl.mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// sasl.username.
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// sasl.password; prefer the environment variable over the flag.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<Secret>,
+
+    /// ssl.ca.location: a PEM file of the CA that signed the brokers' certificates.
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<String>,
+
+    /// Do not create missing topics at start-up; exit instead.
+    #[arg(long, env = "GWEN_NO_CREATE_TOPICS")]
+    pub no_create_topics: bool,
+
+    /// Partitions of a topic created at start-up.
+    #[arg(long, env = "GWEN_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..))]
+    pub topic_partitions: i32,
+}
+
+impl KafkaArgs {
+    pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
+        let options = self
+            .kafka_options
+            .iter()
+            .filter(|option| !option.trim().is_empty())
+            .map(|option| parse_option(option))
+            .collect::<Result<_, _>>()?;
+        Ok(KafkaSettings {
+            brokers: self.brokers.clone(),
+            security_protocol: self.kafka_security_protocol.clone(),
+            sasl_mechanism: self.kafka_sasl_mechanism.clone(),
+            sasl_username: self.kafka_sasl_username.clone(),
+            sasl_password: self.kafka_sasl_password.clone(),
+            ssl_ca_location: self.kafka_ssl_ca_location.clone(),
+            options,
+        })
+    }
+
+    pub fn topic_policy(&self) -> TopicPolicy {
+        TopicPolicy { create_missing: !self.no_create_topics, partitions: self.topic_partitions }
+    }
+}
+
+#[derive(Args)]
+pub struct ReceiverArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Kafka topic the webhooks are written to.
+    #[arg(long, env = "GWEN_TOPIC", default_value = "gwen.webhooks")]
+    pub topic: String,
+
+    /// Address for webhooks.
+    #[arg(long, env = "GWEN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Address for /healthz and /readyz.
+    #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Accepted webhook keys, comma-separated; several may be active at once, for rotation.
+    #[arg(long, env = "GWEN_WEBHOOK_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub webhook_keys: Vec<Secret>,
+
+    /// Accept webhooks without credentials, when no key is configured.
+    #[arg(long, env = "GWEN_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+
+    /// Largest request body, in bytes; larger ones get 413 before they are read whole.
+    #[arg(long, env = "GWEN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Largest single webhook, in bytes; keep it below the topic's max.message.bytes.
+    #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000)]
+    pub max_record_bytes: usize,
+
+    /// Time Kafka has to acknowledge a request's records before the answer is 503 (e.g. 5s).
+    #[arg(long, env = "GWEN_PRODUCE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub produce_timeout: Duration,
+}
+
+#[derive(Args)]
+pub struct ForwarderArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Kafka topic the webhooks are read from.
+    #[arg(long, env = "GWEN_TOPIC", default_value = "gwen.webhooks")]
+    pub topic: String,
+
+    /// Kafka topic for messages that cannot be delivered.
+    #[arg(long, env = "GWEN_DLQ_TOPIC", default_value = "gwen.webhooks.dlq")]
+    pub dlq_topic: String,
+
+    /// Consumer group; forwarders of one deployment share it.
+    #[arg(long, env = "GWEN_GROUP_ID", default_value = "gwen-segment")]
+    pub group_id: String,
+
+    /// Address for /healthz and /readyz.
+    #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Segment API base URL; EU workspaces use https://events.eu1.segmentapis.com.
+    #[arg(long, env = "SEGMENT_URL", default_value = "https://api.segment.io")]
+    pub segment_url: String,
+
+    /// Write key of the Segment source; prefer the environment variable over the flag.
+    #[arg(long, env = "SEGMENT_WRITE_KEY", hide_env_values = true)]
+    pub segment_write_key: Option<Secret>,
+
+    /// Time a batch waits for more events before it is sent (e.g. 200ms).
+    #[arg(long, env = "GWEN_BATCH_LINGER", default_value = "200ms", value_parser = duration)]
+    pub batch_linger: Duration,
+
+    /// Timeout of one Segment request (e.g. 30s).
+    #[arg(long, env = "GWEN_SEGMENT_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub segment_timeout: Duration,
+
+    /// Longest wait between retries of a failed Segment request (e.g. 60s).
+    #[arg(long, env = "GWEN_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = duration)]
+    pub retry_max_backoff: Duration,
+
+    /// Received but unfinished bytes held before fetching pauses.
+    #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_in_flight_bytes: usize,
+
+    /// Time allowed on SIGTERM to finish batches in flight before exiting (e.g. 20s).
+    #[arg(long, env = "GWEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Text mixed into every messageId; give two deployments fed the same webhooks different ones.
+    #[arg(long, env = "GWEN_MESSAGE_ID_NAMESPACE", default_value = "")]
+    pub message_id_namespace: String,
+
+    /// What to do with webhook types GWEN does not document.
+    #[arg(long, env = "GWEN_UNKNOWN_TYPES", value_enum, default_value_t = UnknownTypes::Forward)]
+    pub unknown_types: UnknownTypes,
+}
+
+#[derive(Args)]
+pub struct CaptureArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GWEN_LISTEN", default_value = "127.0.0.1:8088")]
+    pub listen: SocketAddr,
+
+    /// Write key requests must carry; without it any non-empty key is accepted.
+    #[arg(long, env = "SEGMENT_WRITE_KEY", hide_env_values = true)]
+    pub write_key: Option<Secret>,
+
+    /// File the accepted events are appended to, one JSON object a line; `-` is stdout.
+    #[arg(long, env = "GWEN_OUTPUT", default_value = "-")]
+    pub output: PathBuf,
+
+    /// Status to answer the first --fail-count requests with (e.g. 500, 429, 401).
+    #[arg(long, env = "GWEN_FAIL_STATUS", requires = "fail_count")]
+    pub fail_status: Option<u16>,
+
+    /// How many requests get --fail-status.
+    #[arg(long, env = "GWEN_FAIL_COUNT", requires = "fail_status")]
+    pub fail_count: Option<u64>,
+
+    /// Retry-After sent with the scripted failures, in seconds.
+    #[arg(long, env = "GWEN_RETRY_AFTER")]
+    pub retry_after: Option<u64>,
+
+    /// Delay before every answer (e.g. 500ms).
+    #[arg(long, env = "GWEN_LATENCY", default_value = "0s", value_parser = duration)]
+    pub latency: Duration,
+}

@@ -1,0 +1,118 @@
+//! Writes records to the dead-letter topic: the original key, value and headers, plus headers
+//! saying why and where from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::{error, warn};
+
+use crate::backoff::Backoff;
+use crate::kafka::{KafkaSettings, headers};
+use crate::mapping::{DlqKind, format_timestamp};
+
+/// librdkafka's own retries end after this; the writer then starts over with backoff.
+const DLQ_MESSAGE_TIMEOUT: &str = "30000";
+
+/// Why a record is dead-lettered.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub kind: DlqKind,
+    pub reason: String,
+    pub segment_status: Option<u16>,
+}
+
+pub struct DlqWriter {
+    producer: FutureProducer,
+    topic: String,
+    backoff: Backoff,
+}
+
+pub fn dlq_producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = settings.client_config();
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", DLQ_MESSAGE_TIMEOUT);
+    config
+}
+
+impl DlqWriter {
+    pub fn new(producer: FutureProducer, topic: String, backoff: Backoff) -> Arc<Self> {
+        Arc::new(DlqWriter { producer, topic, backoff })
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Writes the record, retrying until Kafka acknowledges it: its source offset may not be
+    /// committed before that.
+    pub async fn write(self: Arc<Self>, message: Arc<OwnedMessage>, letter: DeadLetter) {
+        let failed_at = format_timestamp(chrono::Utc::now());
+        let mut attempt = 0u32;
+        loop {
+            let mut record = FutureRecord::to(&self.topic)
+                .headers(dead_letter_headers(&message, &letter, &failed_at))
+                .timestamp(chrono::Utc::now().timestamp_millis());
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+
+            let result = match self.producer.send_result(record) {
+                Ok(delivery) => delivery.await.map_err(|_| rdkafka::error::KafkaError::Canceled).and_then(|r| r.map_err(|(e, _)| e)),
+                Err((error, _)) => Err(error),
+            };
+            match result {
+                Ok(_) => {
+                    warn!(
+                        topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                        kind = %letter.kind, reason = %letter.reason, dlq_topic = %self.topic,
+                        "message written to the dead-letter topic"
+                    );
+                    return;
+                }
+                Err(error) => {
+                    let wait = self.backoff.delay(attempt).max(Duration::from_millis(100));
+                    error!(
+                        topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                        dlq_topic = %self.topic, error = %error, attempt = attempt + 1, wait_ms = wait.as_millis() as u64,
+                        "cannot write to the dead-letter topic; its source offset stays uncommitted, retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+fn dead_letter_headers(message: &OwnedMessage, letter: &DeadLetter, failed_at: &str) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(message.headers().map_or(0, |h| h.count()) + 7);
+    if let Some(original) = message.headers() {
+        for header in original.iter() {
+            out = out.insert(Header { key: header.key, value: header.value });
+        }
+    }
+
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    out = out
+        .insert(Header { key: headers::DLQ_KIND, value: Some(letter.kind.as_str()) })
+        .insert(Header { key: headers::DLQ_REASON, value: Some(letter.reason.as_str()) })
+        .insert(Header { key: headers::DLQ_SOURCE_TOPIC, value: Some(message.topic()) })
+        .insert(Header { key: headers::DLQ_SOURCE_PARTITION, value: Some(partition.as_str()) })
+        .insert(Header { key: headers::DLQ_SOURCE_OFFSET, value: Some(offset.as_str()) })
+        .insert(Header { key: headers::DLQ_FAILED_AT, value: Some(failed_at) });
+    if let Some(status) = letter.segment_status {
+        let status = status.to_string();
+        out = out.insert(Header { key: headers::DLQ_SEGMENT_STATUS, value: Some(status.as_str()) });
+    }
+    out
+}

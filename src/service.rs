@@ -1,0 +1,162 @@
+//! Process wiring shared by the commands: builds the Kafka and Segment clients from settings,
+//! ensures the topics, and runs a component until its shutdown token is cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::forwarder::{self, Delivery, DlqWriter, ForwarderConfig, ForwarderContext};
+use crate::health::Health;
+use crate::kafka::{KafkaSettings, TopicPolicy, ensure_topics};
+use crate::receiver::{self, Authenticator, Receiver, ReceiverConfig};
+use crate::secret::Secret;
+use crate::segment::SegmentClient;
+
+/// Time the producers get to deliver what they still hold when the process stops.
+const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// First retry delay of Segment requests and dead-letter writes.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+
+pub struct ReceiverOptions {
+    pub kafka: KafkaSettings,
+    pub topics: TopicPolicy,
+    pub config: ReceiverConfig,
+    pub webhook_keys: Vec<Secret>,
+    pub allow_unauthenticated: bool,
+}
+
+pub struct ForwarderOptions {
+    pub kafka: KafkaSettings,
+    pub topics: TopicPolicy,
+    pub group_id: String,
+    pub dlq_topic: String,
+    pub segment_url: String,
+    pub segment_write_key: Option<Secret>,
+    pub segment_timeout: Duration,
+    pub retry_max_backoff: Duration,
+    pub config: ForwarderConfig,
+}
+
+/// Runs the receiver on `listener` until `shutdown` is cancelled, then flushes the producer.
+pub async fn run_receiver(
+    options: ReceiverOptions,
+    listener: TcpListener,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if options.webhook_keys.is_empty() && !options.allow_unauthenticated {
+        anyhow::bail!(
+            "no webhook key is configured; set --webhook-keys (GWEN_WEBHOOK_KEYS), or pass --allow-unauthenticated to accept unauthenticated webhooks"
+        );
+    }
+    if options.webhook_keys.iter().any(|key| key.expose().is_empty()) {
+        anyhow::bail!("--webhook-keys holds an empty key; remove the extra comma");
+    }
+    if options.webhook_keys.is_empty() {
+        warn!("--allow-unauthenticated: anyone who can reach the receiver can write to the topic");
+    }
+
+    let topic = options.config.topic.clone();
+    let producer: FutureProducer = receiver::producer_config(&options.kafka, options.config.produce_timeout)
+        .create()
+        .context("cannot create the Kafka producer")?;
+    ensure_topics(&options.kafka, &[&topic], options.topics).await?;
+    health.set_started(true);
+
+    let receiver = Arc::new(Receiver {
+        config: options.config,
+        authenticator: Authenticator::new(options.webhook_keys),
+        producer: producer.clone(),
+        health: health.clone(),
+    });
+    let stopping = health.clone();
+    let stop = shutdown.clone();
+    receiver::run(listener, receiver, async move {
+        stop.cancelled().await;
+        stopping.set_stopping();
+        info!("receiver stopping; answering requests in flight");
+    })
+    .await
+    .context("receiver server failed")?;
+
+    flush(&producer, "receiver").await;
+    info!(%topic, "receiver stopped");
+    Ok(())
+}
+
+/// Runs the forwarder until `shutdown` is cancelled.
+pub async fn run_forwarder(options: ForwarderOptions, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let write_key = options.segment_write_key.ok_or_else(|| {
+        anyhow::anyhow!("no Segment write key; set --segment-write-key or SEGMENT_WRITE_KEY to the write key of your Segment source")
+    })?;
+    let segment = SegmentClient::new(&options.segment_url, write_key, options.segment_timeout)?;
+    let backoff = Backoff { initial: INITIAL_BACKOFF, max: options.retry_max_backoff };
+
+    let topic = options.config.topic.clone();
+    ensure_topics(&options.kafka, &[&topic, &options.dlq_topic], options.topics).await?;
+
+    let dlq_producer: FutureProducer =
+        forwarder::dlq_producer_config(&options.kafka).create().context("cannot create the dead-letter producer")?;
+    let (context, rebalances) = ForwarderContext::new(topic.clone());
+    let consumer: StreamConsumer<ForwarderContext> = forwarder::consumer_config(&options.kafka, &options.group_id)
+        .create_with_context(context)
+        .context("cannot create the Kafka consumer")?;
+    info!(%topic, group_id = %options.group_id, segment_url = %options.segment_url, "forwarder connecting");
+
+    let delivery = Delivery::new(segment, backoff, health);
+    let dlq = DlqWriter::new(dlq_producer.clone(), options.dlq_topic, backoff);
+    forwarder::run(Arc::new(consumer), rebalances, delivery, dlq, options.config, shutdown.cancelled_owned())
+        .await
+        .context("forwarder failed")?;
+
+    flush(&dlq_producer, "dead-letter").await;
+    Ok(())
+}
+
+async fn flush(producer: &FutureProducer, name: &'static str) {
+    let producer = producer.clone();
+    let flushed = tokio::task::spawn_blocking(move || producer.flush(PRODUCER_FLUSH_TIMEOUT)).await;
+    match flushed {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(producer = name, error = %error, "producer flush failed; unacknowledged records may be lost"),
+        Err(error) => warn!(producer = name, error = %error, "producer flush did not run"),
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    warn!(error = %error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received; shutting down"),
+            () = terminate => info!("SIGTERM received; shutting down"),
+        }
+        shutdown.cancel();
+    });
+}
+
+/// Serves the admin endpoint on `listener` until `shutdown` is cancelled.
+pub fn spawn_admin(listener: TcpListener, components: Vec<Health>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        if let Err(error) = crate::admin::run(listener, components, shutdown.cancelled_owned()).await {
+            warn!(error = %error, "admin endpoint failed");
+        }
+    });
+}
