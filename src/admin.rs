@@ -18,11 +18,17 @@ pub fn router(components: Vec<Health>) -> Router {
 }
 
 async fn readyz(State(components): State<Vec<Health>>) -> impl IntoResponse {
-    let reasons: Vec<String> = components.iter().filter_map(|health| health.readiness().err()).collect();
+    let reasons: Vec<String> = components
+        .iter()
+        .filter_map(|health| health.readiness().err())
+        .collect();
     if reasons.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", reasons.join("; ")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", reasons.join("; ")),
+        )
     }
 }
 
@@ -33,5 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, "admin endpoint listening");
-    axum::serve(listener, router(components)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(components))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

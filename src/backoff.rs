@@ -12,7 +12,10 @@ pub struct Backoff {
 impl Backoff {
     /// The delay before retry number `attempt` (0 for the first retry).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.initial.saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX)).min(self.max);
+        let ceiling = self
+            .initial
+            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+            .min(self.max);
         ceiling.mul_f64(fastrand::f64())
     }
 }
@@ -23,9 +26,14 @@ mod tests {
 
     #[test]
     fn delay_stays_under_cap() {
-        let backoff = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(60) };
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(60),
+        };
         for attempt in 0..100 {
-            let ceiling = Duration::from_millis(100).saturating_mul(1 << attempt.min(20)).min(backoff.max);
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(backoff.max);
             assert!(backoff.delay(attempt) <= ceiling, "attempt {attempt}");
         }
     }

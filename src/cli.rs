@@ -11,7 +11,11 @@ use gwen_segment::mapping::UnknownTypes;
 use gwen_segment::secret::Secret;
 
 #[derive(Parser)]
-#[command(name = "gwen-segment", version, about = "Carries GWEN webhooks into Twilio Segment through Kafka")]
+#[command(
+    name = "gwen-segment",
+    version,
+    about = "Carries GWEN webhooks into Twilio Segment through Kafka"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -40,7 +44,12 @@ pub struct KafkaArgs {
     /// Raw librdkafka property KEY=VALUE, for tuning; repeatable. The settings delivery depends on
     /// (acks, enable.idempotence, enable.auto.commit, enable.auto.offset.store, isolation.level,
     /// auto.offset.reset) are rejected.
-    #[arg(long = "kafka-option", env = "KAFKA_OPTIONS", value_delimiter = ';', hide_env_values = true)]
+    #[arg(
+        long = "kafka-option",
+        env = "KAFKA_OPTIONS",
+        value_delimiter = ';',
+        hide_env_values = true
+    )]
     pub kafka_options: Vec<String>,
 
     /// security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
@@ -92,7 +101,10 @@ impl KafkaArgs {
     }
 
     pub fn topic_policy(&self) -> TopicPolicy {
-        TopicPolicy { create_missing: !self.no_create_topics, partitions: self.topic_partitions }
+        TopicPolicy {
+            create_missing: !self.no_create_topics,
+            partitions: self.topic_partitions,
+        }
     }
 }
 
@@ -114,7 +126,12 @@ pub struct ReceiverArgs {
     pub admin_listen: SocketAddr,
 
     /// Accepted webhook keys, comma-separated; several may be active at once, for rotation.
-    #[arg(long, env = "GWEN_WEBHOOK_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "GWEN_WEBHOOK_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub webhook_keys: Vec<Secret>,
 
     /// Accept webhooks without credentials, when no key is configured.
@@ -200,7 +217,7 @@ pub struct CaptureArgs {
 
     /// Write key requests must carry; without it any non-empty key is accepted.
     #[arg(long, env = "SEGMENT_WRITE_KEY", hide_env_values = true)]
-    pub write_key: Option<Secret>,
+    pub segment_write_key: Option<Secret>,
 
     /// File the accepted events are appended to, one JSON object a line; `-` is stdout.
     #[arg(long, env = "GWEN_OUTPUT", default_value = "-")]

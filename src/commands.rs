@@ -71,8 +71,15 @@ async fn forwarder(args: ForwarderArgs, shutdown: CancellationToken) -> anyhow::
         retry_max_backoff: args.retry_max_backoff,
         config: ForwarderConfig {
             topic: args.topic,
-            mapping: MappingConfig { message_id_namespace: args.message_id_namespace, unknown_types: args.unknown_types },
-            batch: BatchLimits { max_bytes: MAX_BATCH_BYTES, max_events: MAX_BATCH_EVENTS, linger: args.batch_linger },
+            mapping: MappingConfig {
+                message_id_namespace: args.message_id_namespace,
+                unknown_types: args.unknown_types,
+            },
+            batch: BatchLimits {
+                max_bytes: MAX_BATCH_BYTES,
+                max_events: MAX_BATCH_EVENTS,
+                linger: args.batch_linger,
+            },
             max_concurrent_batches: MAX_CONCURRENT_BATCHES,
             max_in_flight_bytes: args.max_in_flight_bytes,
             shutdown_timeout: args.shutdown_timeout,
@@ -102,13 +109,25 @@ async fn capture(args: CaptureArgs, shutdown: CancellationToken) -> anyhow::Resu
     let script = Script::default();
     script.set_latency(args.latency);
     if let (Some(status), Some(count)) = (args.fail_status, args.fail_count) {
-        let status = StatusCode::from_u16(status)
-            .with_context(|| format!("invalid --fail-status {status}: use an HTTP status such as 500"))?;
+        let status = StatusCode::from_u16(status).with_context(|| {
+            format!("invalid --fail-status {status}: use an HTTP status such as 500")
+        })?;
         let retry_after = args.retry_after.map(std::time::Duration::from_secs);
-        script.fail_next(Failure { status, retry_after }, count);
+        script.fail_next(
+            Failure {
+                status,
+                retry_after,
+            },
+            count,
+        );
     }
 
-    let capture = Capture::new(CaptureConfig { write_key: args.write_key, output, keep_in_memory: false, script });
+    let capture = Capture::new(CaptureConfig {
+        write_key: args.segment_write_key,
+        output,
+        keep_in_memory: false,
+        script,
+    });
     let listener = bind(args.listen, "--listen").await?;
     capture::run(listener, Arc::clone(&capture), shutdown.cancelled_owned()).await?;
     Ok(())

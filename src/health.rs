@@ -50,7 +50,9 @@ impl Health {
             return Err(format!("{component}: shutting down"));
         }
         if state.halted.load(Ordering::Relaxed) {
-            return Err(format!("{component}: halted, Segment rejects the write key or the endpoint"));
+            return Err(format!(
+                "{component}: halted, Segment rejects the write key or the endpoint"
+            ));
         }
         if !state.started.load(Ordering::Relaxed) {
             return Err(format!("{component}: starting"));

@@ -3,14 +3,14 @@
 //! The receiver writes each webhook's bytes to a Kafka topic; the forwarder maps them to Segment
 //! `track` calls and commits offsets only after Segment acknowledged them.
 
-pub mod mapping;
-pub mod kafka;
-pub mod secret;
-pub mod backoff;
-pub mod segment;
-pub mod capture;
 pub mod admin;
-pub mod health;
-pub mod receiver;
+pub mod backoff;
+pub mod capture;
 pub mod forwarder;
+pub mod health;
+pub mod kafka;
+pub mod mapping;
+pub mod receiver;
+pub mod secret;
+pub mod segment;
 pub mod service;

@@ -56,7 +56,11 @@ pub async fn run_receiver(
             "no webhook key is configured; set --webhook-keys (GWEN_WEBHOOK_KEYS), or pass --allow-unauthenticated to accept unauthenticated webhooks"
         );
     }
-    if options.webhook_keys.iter().any(|key| key.expose().is_empty()) {
+    if options
+        .webhook_keys
+        .iter()
+        .any(|key| key.expose().is_empty())
+    {
         anyhow::bail!("--webhook-keys holds an empty key; remove the extra comma");
     }
     if options.webhook_keys.is_empty() {
@@ -64,9 +68,10 @@ pub async fn run_receiver(
     }
 
     let topic = options.config.topic.clone();
-    let producer: FutureProducer = receiver::producer_config(&options.kafka, options.config.produce_timeout)
-        .create()
-        .context("cannot create the Kafka producer")?;
+    let producer: FutureProducer =
+        receiver::producer_config(&options.kafka, options.config.produce_timeout)
+            .create()
+            .context("cannot create the Kafka producer")?;
     ensure_topics(&options.kafka, &[&topic], options.topics).await?;
     health.set_started(true);
 
@@ -92,29 +97,50 @@ pub async fn run_receiver(
 }
 
 /// Runs the forwarder until `shutdown` is cancelled.
-pub async fn run_forwarder(options: ForwarderOptions, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_forwarder(
+    options: ForwarderOptions,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let write_key = options.segment_write_key.ok_or_else(|| {
         anyhow::anyhow!("no Segment write key; set --segment-write-key or SEGMENT_WRITE_KEY to the write key of your Segment source")
     })?;
     let segment = SegmentClient::new(&options.segment_url, write_key, options.segment_timeout)?;
-    let backoff = Backoff { initial: INITIAL_BACKOFF, max: options.retry_max_backoff };
+    let backoff = Backoff {
+        initial: INITIAL_BACKOFF,
+        max: options.retry_max_backoff,
+    };
 
     let topic = options.config.topic.clone();
-    ensure_topics(&options.kafka, &[&topic, &options.dlq_topic], options.topics).await?;
+    ensure_topics(
+        &options.kafka,
+        &[&topic, &options.dlq_topic],
+        options.topics,
+    )
+    .await?;
 
-    let dlq_producer: FutureProducer =
-        forwarder::dlq_producer_config(&options.kafka).create().context("cannot create the dead-letter producer")?;
+    let dlq_producer: FutureProducer = forwarder::dlq_producer_config(&options.kafka)
+        .create()
+        .context("cannot create the dead-letter producer")?;
     let (context, rebalances) = ForwarderContext::new(topic.clone());
-    let consumer: StreamConsumer<ForwarderContext> = forwarder::consumer_config(&options.kafka, &options.group_id)
-        .create_with_context(context)
-        .context("cannot create the Kafka consumer")?;
+    let consumer: StreamConsumer<ForwarderContext> =
+        forwarder::consumer_config(&options.kafka, &options.group_id)
+            .create_with_context(context)
+            .context("cannot create the Kafka consumer")?;
     info!(%topic, group_id = %options.group_id, segment_url = %options.segment_url, "forwarder connecting");
 
     let delivery = Delivery::new(segment, backoff, health);
     let dlq = DlqWriter::new(dlq_producer.clone(), options.dlq_topic, backoff);
-    forwarder::run(Arc::new(consumer), rebalances, delivery, dlq, options.config, shutdown.cancelled_owned())
-        .await
-        .context("forwarder failed")?;
+    forwarder::run(
+        Arc::new(consumer),
+        rebalances,
+        delivery,
+        dlq,
+        options.config,
+        shutdown.cancelled_owned(),
+    )
+    .await
+    .context("forwarder failed")?;
 
     flush(&dlq_producer, "dead-letter").await;
     Ok(())
@@ -125,7 +151,9 @@ async fn flush(producer: &FutureProducer, name: &'static str) {
     let flushed = tokio::task::spawn_blocking(move || producer.flush(PRODUCER_FLUSH_TIMEOUT)).await;
     match flushed {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => warn!(producer = name, error = %error, "producer flush failed; unacknowledged records may be lost"),
+        Ok(Err(error)) => {
+            warn!(producer = name, error = %error, "producer flush failed; unacknowledged records may be lost")
+        }
         Err(error) => warn!(producer = name, error = %error, "producer flush did not run"),
     }
 }
@@ -155,7 +183,9 @@ pub fn cancel_on_signal(shutdown: CancellationToken) {
 /// Serves the admin endpoint on `listener` until `shutdown` is cancelled.
 pub fn spawn_admin(listener: TcpListener, components: Vec<Health>, shutdown: CancellationToken) {
     tokio::spawn(async move {
-        if let Err(error) = crate::admin::run(listener, components, shutdown.cancelled_owned()).await {
+        if let Err(error) =
+            crate::admin::run(listener, components, shutdown.cancelled_owned()).await
+        {
             warn!(error = %error, "admin endpoint failed");
         }
     });

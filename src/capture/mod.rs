@@ -73,7 +73,9 @@ impl Capture {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub fn router(capture: Arc<Capture>) -> Router {
@@ -90,7 +92,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, "capture listening");
-    axum::serve(listener, router(capture)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(capture))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[derive(Deserialize)]
@@ -128,7 +132,9 @@ async fn track(State(capture): State<Arc<Capture>>, request: Request) -> Respons
         Ok(event) => event,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
     };
-    let write_key = serde_json::from_str::<WriteKeyField>(event.get()).ok().and_then(|f| f.write_key);
+    let write_key = serde_json::from_str::<WriteKeyField>(event.get())
+        .ok()
+        .and_then(|f| f.write_key);
     capture.accept(&headers, write_key, &[event])
 }
 
@@ -155,12 +161,19 @@ impl Capture {
         }
     }
 
-    fn accept(&self, headers: &HeaderMap, body_write_key: Option<String>, events: &[&RawValue]) -> Response {
+    fn accept(
+        &self,
+        headers: &HeaderMap,
+        body_write_key: Option<String>,
+        events: &[&RawValue],
+    ) -> Response {
         let Some(key) = basic_auth_user(headers).or(body_write_key) else {
             return error(StatusCode::UNAUTHORIZED, "missing write key");
         };
         let key_matches = match &self.write_key {
-            Some(expected) => constant_time_eq::constant_time_eq(key.as_bytes(), expected.expose().as_bytes()),
+            Some(expected) => {
+                constant_time_eq::constant_time_eq(key.as_bytes(), expected.expose().as_bytes())
+            }
             None => !key.is_empty(),
         };
         if !key_matches {
@@ -172,14 +185,37 @@ impl Capture {
                 return error(StatusCode::BAD_REQUEST, "every event must be a JSON object");
             }
             if event.get().len() > MAX_EVENT_BYTES {
-                return error(StatusCode::BAD_REQUEST, &format!("event over {MAX_EVENT_BYTES} bytes"));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("event over {MAX_EVENT_BYTES} bytes"),
+                );
+            }
+        }
+        if self.script.rejects_any() {
+            let rejected = events
+                .iter()
+                .filter_map(|event| message_id(event))
+                .find(|id| self.script.rejects(id));
+            if let Some(id) = rejected {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("scripted rejection of event {id}"),
+                );
             }
         }
 
         if let Err(e) = self.record(events) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the output: {e}"));
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot write the output: {e}"),
+            );
         }
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"success":true}"#).into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"success":true}"#,
+        )
+            .into_response()
     }
 
     fn record(&self, events: &[&RawValue]) -> std::io::Result<()> {
@@ -203,11 +239,22 @@ impl Capture {
     }
 }
 
+fn message_id(event: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Event {
+        #[serde(rename = "messageId")]
+        message_id: Option<String>,
+    }
+    serde_json::from_str::<Event>(event.get()).ok()?.message_id
+}
+
 fn basic_auth_user(headers: &HeaderMap) -> Option<String> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
     Some(user.to_string())

@@ -1,5 +1,6 @@
 //! Scripted answers for the capture server: fail the next requests, delay every answer.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ struct ScriptState {
     /// How many more requests get `failure`; `u64::MAX` keeps failing until changed.
     remaining_failures: u64,
     latency: Duration,
+    /// messageIds whose batches get 400, as Segment answers a batch holding an event it refuses.
+    rejected_message_ids: HashSet<String>,
 }
 
 impl Script {
@@ -35,6 +38,24 @@ impl Script {
     /// Delays every answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         super::lock(&self.state).latency = latency;
+    }
+
+    /// Answers 400 to every request holding the event with this messageId.
+    pub fn reject_message_id(&self, message_id: &str) {
+        super::lock(&self.state)
+            .rejected_message_ids
+            .insert(message_id.to_string());
+    }
+
+    /// True when the event's messageId was marked with [`Script::reject_message_id`].
+    pub(super) fn rejects(&self, message_id: &str) -> bool {
+        super::lock(&self.state)
+            .rejected_message_ids
+            .contains(message_id)
+    }
+
+    pub(super) fn rejects_any(&self) -> bool {
+        !super::lock(&self.state).rejected_message_ids.is_empty()
     }
 
     /// The delay and the failure, if any, for the request that just arrived.

@@ -26,7 +26,11 @@ impl ForwarderContext {
     }
 
     fn partitions(&self, list: &TopicPartitionList) -> Vec<i32> {
-        list.elements().iter().filter(|e| e.topic() == self.topic).map(|e| e.partition()).collect()
+        list.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
     }
 }
 
@@ -45,7 +49,9 @@ impl ConsumerContext for ForwarderContext {
                 let _ = self.events.send(RebalanceEvent::Revoked(partitions));
             }
             Rebalance::Assign(_) => {}
-            Rebalance::Error(error) => error!(topic = %self.topic, error = %error, "rebalance failed"),
+            Rebalance::Error(error) => {
+                error!(topic = %self.topic, error = %error, "rebalance failed")
+            }
         }
     }
 

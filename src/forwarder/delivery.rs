@@ -49,7 +49,13 @@ enum Final {
 impl Delivery {
     pub fn new(segment: SegmentClient, backoff: Backoff, health: Health) -> Arc<Self> {
         let encoder = segment.encoder();
-        Arc::new(Delivery { segment, encoder, backoff, health, halt_logged_at: Mutex::new(None) })
+        Arc::new(Delivery {
+            segment,
+            encoder,
+            backoff,
+            health,
+            halt_logged_at: Mutex::new(None),
+        })
     }
 
     /// Sends the events until every one is acknowledged or rejected by Segment. Never gives up on
@@ -69,11 +75,19 @@ impl Delivery {
             match self.send_until_final(&events[range.clone()]).await {
                 Final::Delivered => Vec::new(),
                 Final::Rejected { status, body } if range.len() == 1 => {
-                    vec![RejectedEvent { index: range.start, status, body }]
+                    vec![RejectedEvent {
+                        index: range.start,
+                        status,
+                        body,
+                    }]
                 }
                 Final::Rejected { status, .. } => {
                     let middle = range.start + range.len() / 2;
-                    info!(status, events = range.len(), "Segment rejected a batch; splitting it to find the events at fault");
+                    info!(
+                        status,
+                        events = range.len(),
+                        "Segment rejected a batch; splitting it to find the events at fault"
+                    );
                     let mut rejected = self.deliver_range(events, range.start..middle).await;
                     rejected.extend(self.deliver_range(events, middle..range.end).await);
                     rejected
@@ -85,7 +99,9 @@ impl Delivery {
     async fn send_until_final(&self, events: &[PendingEvent]) -> Final {
         let mut attempt = 0u32;
         loop {
-            let body = self.encoder.encode(events.iter().map(|event| event.json.as_slice()));
+            let body = self
+                .encoder
+                .encode(events.iter().map(|event| event.json.as_slice()));
             let verdict = self.segment.send_batch(body).await;
 
             let wait = match verdict {
@@ -121,7 +137,10 @@ impl Delivery {
     }
 
     fn log_halt(&self, status: u16) {
-        let mut logged_at = self.halt_logged_at.lock().unwrap_or_else(|p| p.into_inner());
+        let mut logged_at = self
+            .halt_logged_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if logged_at.is_some_and(|at| at.elapsed() < HALT_LOG_INTERVAL) {
             return;
         }

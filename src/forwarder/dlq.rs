@@ -42,7 +42,11 @@ pub fn dlq_producer_config(settings: &KafkaSettings) -> ClientConfig {
 
 impl DlqWriter {
     pub fn new(producer: FutureProducer, topic: String, backoff: Backoff) -> Arc<Self> {
-        Arc::new(DlqWriter { producer, topic, backoff })
+        Arc::new(DlqWriter {
+            producer,
+            topic,
+            backoff,
+        })
     }
 
     pub fn producer(&self) -> &FutureProducer {
@@ -66,7 +70,10 @@ impl DlqWriter {
             }
 
             let result = match self.producer.send_result(record) {
-                Ok(delivery) => delivery.await.map_err(|_| rdkafka::error::KafkaError::Canceled).and_then(|r| r.map_err(|(e, _)| e)),
+                Ok(delivery) => delivery
+                    .await
+                    .map_err(|_| rdkafka::error::KafkaError::Canceled)
+                    .and_then(|r| r.map_err(|(e, _)| e)),
                 Err((error, _)) => Err(error),
             };
             match result {
@@ -93,26 +100,54 @@ impl DlqWriter {
     }
 }
 
-fn dead_letter_headers(message: &OwnedMessage, letter: &DeadLetter, failed_at: &str) -> OwnedHeaders {
+fn dead_letter_headers(
+    message: &OwnedMessage,
+    letter: &DeadLetter,
+    failed_at: &str,
+) -> OwnedHeaders {
     let mut out = OwnedHeaders::new_with_capacity(message.headers().map_or(0, |h| h.count()) + 7);
     if let Some(original) = message.headers() {
         for header in original.iter() {
-            out = out.insert(Header { key: header.key, value: header.value });
+            out = out.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
         }
     }
 
     let partition = message.partition().to_string();
     let offset = message.offset().to_string();
     out = out
-        .insert(Header { key: headers::DLQ_KIND, value: Some(letter.kind.as_str()) })
-        .insert(Header { key: headers::DLQ_REASON, value: Some(letter.reason.as_str()) })
-        .insert(Header { key: headers::DLQ_SOURCE_TOPIC, value: Some(message.topic()) })
-        .insert(Header { key: headers::DLQ_SOURCE_PARTITION, value: Some(partition.as_str()) })
-        .insert(Header { key: headers::DLQ_SOURCE_OFFSET, value: Some(offset.as_str()) })
-        .insert(Header { key: headers::DLQ_FAILED_AT, value: Some(failed_at) });
+        .insert(Header {
+            key: headers::DLQ_KIND,
+            value: Some(letter.kind.as_str()),
+        })
+        .insert(Header {
+            key: headers::DLQ_REASON,
+            value: Some(letter.reason.as_str()),
+        })
+        .insert(Header {
+            key: headers::DLQ_SOURCE_TOPIC,
+            value: Some(message.topic()),
+        })
+        .insert(Header {
+            key: headers::DLQ_SOURCE_PARTITION,
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: headers::DLQ_SOURCE_OFFSET,
+            value: Some(offset.as_str()),
+        })
+        .insert(Header {
+            key: headers::DLQ_FAILED_AT,
+            value: Some(failed_at),
+        });
     if let Some(status) = letter.segment_status {
         let status = status.to_string();
-        out = out.insert(Header { key: headers::DLQ_SEGMENT_STATUS, value: Some(status.as_str()) });
+        out = out.insert(Header {
+            key: headers::DLQ_SEGMENT_STATUS,
+            value: Some(status.as_str()),
+        });
     }
     out
 }

@@ -70,7 +70,11 @@ type Task = Pin<Box<dyn Future<Output = Completion> + Send>>;
 /// A finished unit of asynchronous work.
 enum Completion {
     Batch(BatchOutcome),
-    DeadLettered { partition: i32, generation: u64, offset: i64 },
+    DeadLettered {
+        partition: i32,
+        generation: u64,
+        offset: i64,
+    },
 }
 
 /// Runs the forwarder until `shutdown` completes: fetches, maps, batches, delivers, commits.
@@ -138,6 +142,7 @@ impl Forwarder {
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(completion) = self.tasks.next() => self.complete(completion),
+                Some(event) = self.rebalances.recv() => self.apply_rebalance(event),
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         self.apply_rebalances();
@@ -165,7 +170,10 @@ impl Forwarder {
                 Ok(Some(completion)) => self.complete(completion),
                 Ok(None) => return,
                 Err(_) => {
-                    warn!(unfinished = self.tasks.len(), "shutdown timeout reached; abandoning unfinished work, which stays uncommitted");
+                    warn!(
+                        unfinished = self.tasks.len(),
+                        "shutdown timeout reached; abandoning unfinished work, which stays uncommitted"
+                    );
                     return;
                 }
             }
@@ -185,29 +193,38 @@ impl Forwarder {
         .await;
         match result {
             Ok(Ok(())) => info!(%topic, "offsets committed; forwarder stopped"),
-            Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))) => {
+            Ok(Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            ))) => {
                 info!(%topic, "nothing new to commit; forwarder stopped")
             }
-            Ok(Err(error)) => error!(%topic, error = %error, "final offset commit failed; the uncommitted messages will be delivered again"),
+            Ok(Err(error)) => {
+                error!(%topic, error = %error, "final offset commit failed; the uncommitted messages will be delivered again")
+            }
             Err(error) => error!(%topic, error = %error, "final offset commit did not run"),
         }
     }
 
+    /// Applies the rebalances the consumer reported, before the messages that follow them.
     fn apply_rebalances(&mut self) {
         while let Ok(event) = self.rebalances.try_recv() {
-            match event {
-                RebalanceEvent::Assigned(partitions) => {
-                    for partition in partitions {
-                        self.partitions.assign(partition);
-                    }
-                    self.health.set_started(true);
+            self.apply_rebalance(event);
+        }
+    }
+
+    fn apply_rebalance(&mut self, event: RebalanceEvent) {
+        match event {
+            RebalanceEvent::Assigned(partitions) => {
+                for partition in partitions {
+                    self.partitions.assign(partition);
                 }
-                RebalanceEvent::Revoked(partitions) => {
-                    for partition in partitions {
-                        // NOTE: batches in flight for a revoked partition are not awaited: their
-                        // answers are ignored, and the new owner delivers those events again.
-                        self.partitions.revoke(partition);
-                    }
+                self.health.set_started(true);
+            }
+            RebalanceEvent::Revoked(partitions) => {
+                for partition in partitions {
+                    // NOTE: batches in flight for a revoked partition are not awaited: their
+                    // answers are ignored, and the new owner delivers those events again.
+                    self.partitions.revoke(partition);
                 }
             }
         }
@@ -218,27 +235,45 @@ impl Forwarder {
         let partition = message.partition();
         let offset = message.offset();
         if self.partitions.get_mut(partition).is_none() {
-            debug!(partition, offset, "message for a partition not assigned here; it will be fetched again by its owner");
+            debug!(
+                partition,
+                offset,
+                "message for a partition not assigned here; it will be fetched again by its owner"
+            );
             return;
         }
 
         let payload = message.payload().unwrap_or_default();
         let mapped = map_webhook(payload, received_at(message), &self.config.mapping);
         let owned = Arc::new(message.detach());
-        let Some(state) = self.partitions.get_mut(partition) else { return };
+        let Some(state) = self.partitions.get_mut(partition) else {
+            return;
+        };
         state.watermark.track(offset, payload.len());
         let generation = state.generation;
 
         match mapped {
             Ok(event) => {
-                if !event.event_name.known && self.unknown_types.insert(event.event_name.name.to_string()) {
+                if !event.event_name.known
+                    && self.unknown_types.insert(event.event_name.name.to_string())
+                {
                     info!(event = %event.event_name.name, partition, offset, "forwarding an undocumented GWEN webhook type");
                 }
                 debug!(partition, offset, message_id = %event.message_id, "event mapped");
-                state.push(PendingEvent { partition, generation, offset, json: event.json, message: owned });
+                state.push(PendingEvent {
+                    partition,
+                    generation,
+                    offset,
+                    json: event.json,
+                    message: owned,
+                });
             }
             Err(rejection) => {
-                let letter = DeadLetter { kind: rejection.kind, reason: rejection.reason, segment_status: None };
+                let letter = DeadLetter {
+                    kind: rejection.kind,
+                    reason: rejection.reason,
+                    segment_status: None,
+                };
                 self.dead_letter(owned, generation, letter);
             }
         }
@@ -251,14 +286,21 @@ impl Forwarder {
         let write = self.dlq.clone().write(message, letter);
         self.tasks.push(Box::pin(async move {
             write.await;
-            Completion::DeadLettered { partition, generation, offset }
+            Completion::DeadLettered {
+                partition,
+                generation,
+                offset,
+            }
         }));
     }
 
     /// Pauses a partition whose unfinished bytes exceed its share, and resumes it below half.
     fn apply_backpressure(&mut self, partition: i32) {
-        let share = (self.config.max_in_flight_bytes / self.partitions.len().max(1)).max(2 * self.config.batch.max_bytes);
-        let Some(state) = self.partitions.get_mut(partition) else { return };
+        let share = (self.config.max_in_flight_bytes / self.partitions.len().max(1))
+            .max(2 * self.config.batch.max_bytes);
+        let Some(state) = self.partitions.get_mut(partition) else {
+            return;
+        };
         let outstanding = state.watermark.outstanding_bytes();
 
         let change = if !state.paused && outstanding > share {
@@ -272,23 +314,39 @@ impl Forwarder {
 
         let mut list = TopicPartitionList::new();
         list.add_partition(&self.config.topic, partition);
-        let result = if pause { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
+        let result = if pause {
+            self.consumer.pause(&list)
+        } else {
+            self.consumer.resume(&list)
+        };
         match result {
             Ok(()) => {
                 state.paused = pause;
-                debug!(partition, outstanding, paused = pause, "fetching paused or resumed");
+                debug!(
+                    partition,
+                    outstanding,
+                    paused = pause,
+                    "fetching paused or resumed"
+                );
             }
-            Err(error) => warn!(topic = %self.config.topic, partition, error = %error, "cannot pause or resume fetching"),
+            Err(error) => {
+                warn!(topic = %self.config.topic, partition, error = %error, "cannot pause or resume fetching")
+            }
         }
     }
 
     /// Starts batch requests while some are due and the concurrency limit allows.
     fn dispatch(&mut self, flush_all: bool) {
         let encoder = &self.delivery.encoder;
-        while self.batches_in_flight < self.config.max_concurrent_batches && self.partitions.has_pending() {
+        while self.batches_in_flight < self.config.max_concurrent_batches
+            && self.partitions.has_pending()
+        {
             let due = flush_all
                 || self.partitions.fills_batch(&self.config.batch, encoder)
-                || self.partitions.linger_deadline(self.config.batch.linger).is_some_and(|d| d <= std::time::Instant::now());
+                || self
+                    .partitions
+                    .linger_deadline(self.config.batch.linger)
+                    .is_some_and(|d| d <= std::time::Instant::now());
             if !due {
                 return;
             }
@@ -299,7 +357,8 @@ impl Forwarder {
             debug!(events = events.len(), "sending a batch to Segment");
             self.batches_in_flight += 1;
             let delivery = self.delivery.clone().deliver(events);
-            self.tasks.push(Box::pin(async move { Completion::Batch(delivery.await) }));
+            self.tasks
+                .push(Box::pin(async move { Completion::Batch(delivery.await) }));
         }
     }
 
@@ -309,7 +368,11 @@ impl Forwarder {
                 self.batches_in_flight -= 1;
                 self.complete_batch(outcome);
             }
-            Completion::DeadLettered { partition, generation, offset } => self.finish_message(partition, generation, offset),
+            Completion::DeadLettered {
+                partition,
+                generation,
+                offset,
+            } => self.finish_message(partition, generation, offset),
         }
     }
 
@@ -323,7 +386,10 @@ impl Forwarder {
                 Some(rejection) => {
                     let letter = DeadLetter {
                         kind: DlqKind::SegmentRejected,
-                        reason: format!("Segment answered {} to this event: {}", rejection.status, rejection.body),
+                        reason: format!(
+                            "Segment answered {} to this event: {}",
+                            rejection.status, rejection.body
+                        ),
                         segment_status: Some(rejection.status),
                     };
                     self.dead_letter(event.message, event.generation, letter);
@@ -336,13 +402,20 @@ impl Forwarder {
     /// Marks a message finished and stores the new commit position when it moved.
     fn finish_message(&mut self, partition: i32, generation: u64, offset: i64) {
         let Some(state) = self.partitions.current(partition, generation) else {
-            debug!(partition, offset, "ignoring a result for a partition no longer assigned here");
+            debug!(
+                partition,
+                offset, "ignoring a result for a partition no longer assigned here"
+            );
             return;
         };
-        let Some(position) = state.watermark.finish(offset) else { return };
+        let Some(position) = state.watermark.finish(offset) else {
+            return;
+        };
 
         let mut list = TopicPartitionList::new();
-        if let Err(error) = list.add_partition_offset(&self.config.topic, partition, Offset::Offset(position)) {
+        if let Err(error) =
+            list.add_partition_offset(&self.config.topic, partition, Offset::Offset(position))
+        {
             warn!(partition, position, error = %error, "cannot build the offset to store");
             return;
         }
@@ -365,6 +438,11 @@ fn received_at(message: &BorrowedMessage<'_>) -> DateTime<Utc> {
             .map(|time| time.with_timezone(&Utc))
     });
     from_header
-        .or_else(|| message.timestamp().to_millis().and_then(DateTime::from_timestamp_millis))
+        .or_else(|| {
+            message
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::from_timestamp_millis)
+        })
         .unwrap_or_else(Utc::now)
 }

@@ -21,14 +21,21 @@ struct Entry {
 impl Watermark {
     /// Records a received message. Offsets arrive in increasing order within a partition.
     pub fn track(&mut self, offset: i64, bytes: usize) {
-        self.outstanding.push_back(Entry { offset, bytes, finished: false });
+        self.outstanding.push_back(Entry {
+            offset,
+            bytes,
+            finished: false,
+        });
         self.outstanding_bytes += bytes;
     }
 
     /// Marks a message finished. Returns the new commit position (the offset after the last
     /// message of the finished prefix) when it moved.
     pub fn finish(&mut self, offset: i64) -> Option<i64> {
-        let index = self.outstanding.binary_search_by_key(&offset, |entry| entry.offset).ok()?;
+        let index = self
+            .outstanding
+            .binary_search_by_key(&offset, |entry| entry.offset)
+            .ok()?;
         self.outstanding[index].finished = true;
 
         let mut position = None;

@@ -73,7 +73,13 @@ impl Partitions {
     pub fn assign(&mut self, partition: i32) {
         self.next_generation += 1;
         let generation = self.next_generation;
-        self.states.insert(partition, PartitionState { generation, ..PartitionState::default() });
+        self.states.insert(
+            partition,
+            PartitionState {
+                generation,
+                ..PartitionState::default()
+            },
+        );
     }
 
     pub fn revoke(&mut self, partition: i32) -> Option<PartitionState> {
@@ -90,7 +96,9 @@ impl Partitions {
 
     /// The state of a partition, unless it was revoked (and maybe reassigned) since `generation`.
     pub fn current(&mut self, partition: i32, generation: u64) -> Option<&mut PartitionState> {
-        self.states.get_mut(&partition).filter(|state| state.generation == generation)
+        self.states
+            .get_mut(&partition)
+            .filter(|state| state.generation == generation)
     }
 
     pub fn has_pending(&self) -> bool {
@@ -99,7 +107,12 @@ impl Partitions {
 
     /// When the next batch is due by linger: the oldest eligible event's arrival plus `linger`.
     pub fn linger_deadline(&self, linger: Duration) -> Option<Instant> {
-        self.states.values().filter(|s| s.eligible()).filter_map(|s| s.pending_since).min().map(|since| since + linger)
+        self.states
+            .values()
+            .filter(|s| s.eligible())
+            .filter_map(|s| s.pending_since)
+            .min()
+            .map(|since| since + linger)
     }
 
     /// True when the eligible events fill a batch by count or size.
@@ -108,14 +121,25 @@ impl Partitions {
             .states
             .values()
             .filter(|s| s.eligible())
-            .fold((0, 0), |(events, bytes), s| (events + s.pending.len(), bytes + s.pending_bytes));
+            .fold((0, 0), |(events, bytes), s| {
+                (events + s.pending.len(), bytes + s.pending_bytes)
+            });
         events >= limits.max_events || encoder.body_bytes(bytes, events) >= limits.max_bytes
     }
 
     /// Takes the next batch from partitions with no request in flight, each partition's events
     /// in offset order, and marks those partitions in flight. `None` when nothing is eligible.
-    pub fn take_batch(&mut self, limits: &BatchLimits, encoder: &BatchEncoder) -> Option<Vec<PendingEvent>> {
-        let eligible: Vec<i32> = self.states.iter().filter(|(_, s)| s.eligible()).map(|(p, _)| *p).collect();
+    pub fn take_batch(
+        &mut self,
+        limits: &BatchLimits,
+        encoder: &BatchEncoder,
+    ) -> Option<Vec<PendingEvent>> {
+        let eligible: Vec<i32> = self
+            .states
+            .iter()
+            .filter(|(_, s)| s.eligible())
+            .map(|(p, _)| *p)
+            .collect();
         if eligible.is_empty() {
             return None;
         }
@@ -125,14 +149,19 @@ impl Partitions {
         let mut batch = Vec::new();
         let mut event_bytes = 0;
         'partitions: for partition in eligible[start..].iter().chain(&eligible[..start]) {
-            let Some(state) = self.states.get_mut(partition) else { continue };
+            let Some(state) = self.states.get_mut(partition) else {
+                continue;
+            };
             while let Some(event) = state.pending.front() {
                 let fits = batch.len() < limits.max_events
-                    && encoder.body_bytes(event_bytes + event.json.len(), batch.len() + 1) <= limits.max_bytes;
+                    && encoder.body_bytes(event_bytes + event.json.len(), batch.len() + 1)
+                        <= limits.max_bytes;
                 if !fits {
                     break 'partitions;
                 }
-                let Some(event) = state.pending.pop_front() else { break };
+                let Some(event) = state.pending.pop_front() else {
+                    break;
+                };
                 state.pending_bytes -= event.json.len();
                 event_bytes += event.json.len();
                 state.in_flight = true;
@@ -141,7 +170,6 @@ impl Partitions {
             // Fully taken: a partition cut off above keeps its older arrival time, so it is due at once.
             state.pending_since = None;
         }
-
 
         (!batch.is_empty()).then_some(batch)
     }

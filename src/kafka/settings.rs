@@ -55,7 +55,9 @@ pub enum OptionError {
 
 /// Parses one `--kafka-option KEY=VALUE`, rejecting the keys the guarantees rest on.
 pub fn parse_option(text: &str) -> Result<(String, Secret), OptionError> {
-    let (key, value) = text.split_once('=').ok_or_else(|| OptionError::Malformed(redact_value(text)))?;
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| OptionError::Malformed(redact_value(text)))?;
     let key = key.trim();
     if key.is_empty() {
         return Err(OptionError::Malformed(redact_value(text)));
@@ -71,7 +73,9 @@ pub fn parse_option(text: &str) -> Result<(String, Secret), OptionError> {
 fn redact_value(text: &str) -> String {
     match text.split_once('=') {
         Some((key, _)) => format!("{key}=[redacted]"),
-        None if text.to_ascii_lowercase().contains("password") || text.to_ascii_lowercase().contains("secret") => {
+        None if text.to_ascii_lowercase().contains("password")
+            || text.to_ascii_lowercase().contains("secret") =>
+        {
             "[redacted]".to_string()
         }
         None => text.to_string(),

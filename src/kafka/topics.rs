@@ -14,11 +14,21 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
-    #[error("cannot reach the Kafka brokers {brokers} to look up topic {topic}: {source}; check --brokers and the security settings")]
-    Unreachable { brokers: String, topic: String, source: rdkafka::error::KafkaError },
-    #[error("topic {topic} does not exist and --no-create-topics is set; create it with `gwen-segment topics ensure` or your cluster's tools")]
+    #[error(
+        "cannot reach the Kafka brokers {brokers} to look up topic {topic}: {source}; check --brokers and the security settings"
+    )]
+    Unreachable {
+        brokers: String,
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "topic {topic} does not exist and --no-create-topics is set; create it with `gwen-segment topics ensure` or your cluster's tools"
+    )]
     Missing { topic: String },
-    #[error("topic {topic} does not exist and could not be created ({reason}); create it with `gwen-segment topics ensure` or your cluster's tools")]
+    #[error(
+        "topic {topic} does not exist and could not be created ({reason}); create it with `gwen-segment topics ensure` or your cluster's tools"
+    )]
     CreateFailed { topic: String, reason: String },
 }
 
@@ -31,13 +41,19 @@ pub struct TopicPolicy {
 
 /// Ensures every topic exists: looks each one up and, when allowed, creates the missing ones with
 /// `cleanup.policy=delete` and the broker's default replication factor.
-pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str], policy: TopicPolicy) -> Result<(), TopicError> {
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    policy: TopicPolicy,
+) -> Result<(), TopicError> {
     for topic in topics {
         if topic_exists(settings, topic).await? {
             continue;
         }
         if !policy.create_missing {
-            return Err(TopicError::Missing { topic: topic.to_string() });
+            return Err(TopicError::Missing {
+                topic: topic.to_string(),
+            });
         }
         create_topic(settings, topic, policy.partitions).await?;
     }
@@ -53,25 +69,48 @@ async fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Top
         let producer: BaseProducer = config.create()?;
         let metadata = producer.client().fetch_metadata(None, METADATA_TIMEOUT)?;
         Ok::<bool, rdkafka::error::KafkaError>(
-            metadata.topics().iter().any(|t| t.name() == topic_name && t.error().is_none()),
+            metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic_name && t.error().is_none()),
         )
     });
     match lookup.await {
         Ok(Ok(exists)) => Ok(exists),
-        Ok(Err(source)) => Err(TopicError::Unreachable { brokers: settings.brokers.clone(), topic: topic.to_string(), source }),
-        Err(join_error) => Err(TopicError::CreateFailed { topic: topic.to_string(), reason: join_error.to_string() }),
+        Ok(Err(source)) => Err(TopicError::Unreachable {
+            brokers: settings.brokers.clone(),
+            topic: topic.to_string(),
+            source,
+        }),
+        Err(join_error) => Err(TopicError::CreateFailed {
+            topic: topic.to_string(),
+            reason: join_error.to_string(),
+        }),
     }
 }
 
-async fn create_topic(settings: &KafkaSettings, topic: &str, partitions: i32) -> Result<(), TopicError> {
-    let failed = |reason: String| TopicError::CreateFailed { topic: topic.to_string(), reason };
-    let admin: AdminClient<DefaultClientContext> =
-        settings.client_config().create().map_err(|e| failed(e.to_string()))?;
+async fn create_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), TopicError> {
+    let failed = |reason: String| TopicError::CreateFailed {
+        topic: topic.to_string(),
+        reason,
+    };
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config()
+        .create()
+        .map_err(|e| failed(e.to_string()))?;
 
     // A replication factor of -1 takes the broker's `default.replication.factor`.
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", "delete");
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "delete");
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    let results = admin.create_topics([&new_topic], &options).await.map_err(|e| failed(e.to_string()))?;
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
 
     for result in results {
         match result {

@@ -37,11 +37,17 @@ pub fn event_name(webhook_type: &str) -> Option<EventName> {
 
     let normalized = words.join("_");
     if let Some((_, name)) = KNOWN_TYPES.iter().find(|(key, _)| *key == normalized) {
-        return Some(EventName { name: Cow::Borrowed(name), known: true });
+        return Some(EventName {
+            name: Cow::Borrowed(name),
+            known: true,
+        });
     }
 
     let title_case: Vec<String> = words.iter().map(|word| capitalize(word)).collect();
-    Some(EventName { name: Cow::Owned(title_case.join(" ")), known: false })
+    Some(EventName {
+        name: Cow::Owned(title_case.join(" ")),
+        known: false,
+    })
 }
 
 fn capitalize(word: &str) -> String {
@@ -63,12 +69,21 @@ mod tests {
 
     #[test]
     fn documented_types_map_to_their_names() {
-        assert_eq!(name("achievement_update"), ("Achievement Update".into(), true));
-        assert_eq!(name("progression_update"), ("Progression Update".into(), true));
+        assert_eq!(
+            name("achievement_update"),
+            ("Achievement Update".into(), true)
+        );
+        assert_eq!(
+            name("progression_update"),
+            ("Progression Update".into(), true)
+        );
         assert_eq!(name("mission_update"), ("Mission Update".into(), true));
         assert_eq!(name("shop_item_update"), ("Shop Item Update".into(), true));
         assert_eq!(name("wallet_update"), ("Wallet Update".into(), true));
-        assert_eq!(name("webhook_verification"), ("Webhook verification".into(), true));
+        assert_eq!(
+            name("webhook_verification"),
+            ("Webhook verification".into(), true)
+        );
     }
 
     #[test]
@@ -80,8 +95,14 @@ mod tests {
 
     #[test]
     fn unknown_type_becomes_title_case() {
-        assert_eq!(name("season_pass_update"), ("Season Pass Update".into(), false));
-        assert_eq!(name("LEADERBOARD-reset"), ("Leaderboard Reset".into(), false));
+        assert_eq!(
+            name("season_pass_update"),
+            ("Season Pass Update".into(), false)
+        );
+        assert_eq!(
+            name("LEADERBOARD-reset"),
+            ("Leaderboard Reset".into(), false)
+        );
     }
 
     #[test]

@@ -26,8 +26,14 @@ mod tests {
     #[test]
     fn message_id_matches_golden_vectors() {
         let webhook = br#"{"type":"wallet_update","userId":"u1"}"#;
-        assert_eq!(message_id("", webhook), "gwen-2698c74c5c62248f2485ee35f420b758");
-        assert_eq!(message_id("prod", webhook), "gwen-42dc842644e120ae2fd287700f5a9541");
+        assert_eq!(
+            message_id("", webhook),
+            "gwen-2698c74c5c62248f2485ee35f420b758"
+        );
+        assert_eq!(
+            message_id("prod", webhook),
+            "gwen-42dc842644e120ae2fd287700f5a9541"
+        );
     }
 
     #[test]

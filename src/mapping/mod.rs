@@ -77,7 +77,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(kind: DlqKind, reason: impl Into<String>) -> Self {
-        Rejection { kind, reason: reason.into() }
+        Rejection {
+            kind,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -142,28 +145,48 @@ pub fn map_webhook(
     received_at: DateTime<Utc>,
     config: &MappingConfig,
 ) -> Result<MappedEvent, Rejection> {
-    let text = std::str::from_utf8(webhook)
-        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not valid UTF-8: {e}.")))?;
+    let text = std::str::from_utf8(webhook).map_err(|e| {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook is not valid UTF-8: {e}."),
+        )
+    })?;
     let text = text.trim();
     if !text.starts_with('{') {
-        return Err(Rejection::new(DlqKind::InvalidWebhook, "The webhook is not a JSON object."));
+        return Err(Rejection::new(
+            DlqKind::InvalidWebhook,
+            "The webhook is not a JSON object.",
+        ));
     }
-    let properties: &RawValue = serde_json::from_str(text)
-        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not valid JSON: {e}.")))?;
+    let properties: &RawValue = serde_json::from_str(text).map_err(|e| {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook is not valid JSON: {e}."),
+        )
+    })?;
     if let Some(position) = find_lone_surrogate(text) {
         return Err(Rejection::new(
             DlqKind::InvalidWebhook,
-            format!("The webhook holds a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."),
+            format!(
+                "The webhook holds a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
+            ),
         ));
     }
-    let fields: WebhookFields = serde_json::from_str(text)
-        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The webhook is not a valid GWEN webhook: {e}.")))?;
+    let fields: WebhookFields = serde_json::from_str(text).map_err(|e| {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook is not a valid GWEN webhook: {e}."),
+        )
+    })?;
 
     let event_name = read_event_name(fields.webhook_type)?;
     if !event_name.known && config.unknown_types == UnknownTypes::Dlq {
         return Err(Rejection::new(
             DlqKind::UnknownType,
-            format!("The webhook type {:?} is not a documented GWEN type, and unknown types go to the dead-letter topic.", event_name.name),
+            format!(
+                "The webhook type {:?} is not a documented GWEN type, and unknown types go to the dead-letter topic.",
+                event_name.name
+            ),
         ));
     }
     let user_id = read_user_id(fields.user_id)?;
@@ -178,28 +201,55 @@ pub fn map_webhook(
         message_id: &message_id,
         properties,
         context: Context {
-            integration: NameVersion { name: "gwen-webhooks", version: VERSION },
-            library: NameVersion { name: "gwen-segment", version: VERSION },
-            gwen: GwenContext { timestamp_source: source.as_str() },
+            integration: NameVersion {
+                name: "gwen-webhooks",
+                version: VERSION,
+            },
+            library: NameVersion {
+                name: "gwen-segment",
+                version: VERSION,
+            },
+            gwen: GwenContext {
+                timestamp_source: source.as_str(),
+            },
         },
     };
-    let json = serde_json::to_vec(&event)
-        .map_err(|e| Rejection::new(DlqKind::InvalidWebhook, format!("The Segment event could not be serialized: {e}.")))?;
+    let json = serde_json::to_vec(&event).map_err(|e| {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The Segment event could not be serialized: {e}."),
+        )
+    })?;
     if json.len() > MAX_EVENT_BYTES {
         return Err(Rejection::new(
             DlqKind::EventTooLarge,
-            format!("The Segment event is {} bytes, over Segment's limit of {MAX_EVENT_BYTES} bytes per event.", json.len()),
+            format!(
+                "The Segment event is {} bytes, over Segment's limit of {MAX_EVENT_BYTES} bytes per event.",
+                json.len()
+            ),
         ));
     }
 
-    Ok(MappedEvent { json, message_id, event_name })
+    Ok(MappedEvent {
+        json,
+        message_id,
+        event_name,
+    })
 }
 
 fn read_event_name(raw: Option<&RawValue>) -> Result<EventName, Rejection> {
-    let missing = || Rejection::new(DlqKind::InvalidWebhook, "The webhook has no `type`: a non-empty string is required.");
+    let missing = || {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            "The webhook has no `type`: a non-empty string is required.",
+        )
+    };
     let raw = raw.ok_or_else(missing)?;
     let webhook_type: Cow<str> = serde_json::from_str(raw.get()).map_err(|_| {
-        Rejection::new(DlqKind::InvalidWebhook, format!("The webhook `type` is {}, not a string.", raw.get()))
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook `type` is {}, not a string.", raw.get()),
+        )
     })?;
     event_name(&webhook_type).ok_or_else(missing)
 }
@@ -220,9 +270,16 @@ fn read_user_id(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
     match text.as_bytes().first() {
         Some(b'"') => {
             let user_id: Cow<str> = serde_json::from_str(text).map_err(|e| {
-                Rejection::new(DlqKind::InvalidWebhook, format!("The webhook `userId` is not a valid string: {e}."))
+                Rejection::new(
+                    DlqKind::InvalidWebhook,
+                    format!("The webhook `userId` is not a valid string: {e}."),
+                )
             })?;
-            if user_id.is_empty() { Err(missing()) } else { Ok(user_id) }
+            if user_id.is_empty() {
+                Err(missing())
+            } else {
+                Ok(user_id)
+            }
         }
         Some(b'-' | b'0'..=b'9') => Ok(Cow::Borrowed(text)),
         _ if text == "null" => Err(missing()),

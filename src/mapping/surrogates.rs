@@ -11,9 +11,7 @@ pub fn find_lone_surrogate(json: &str) -> Option<usize> {
     let mut position = 0;
     while let Some(offset) = bytes[position..].iter().position(|&b| b == b'\\') {
         let start = position + offset;
-        let Some(&escaped) = bytes.get(start + 1) else {
-            return None;
-        };
+        let &escaped = bytes.get(start + 1)?;
         if escaped != b'u' {
             position = start + 2;
             continue;
@@ -55,7 +53,10 @@ mod tests {
 
     #[test]
     fn valid_escapes_pass() {
-        assert_eq!(find_lone_surrogate(r#"{"a":"\ud83d\ude00 \u00e9 \\ud800 \" \n"}"#), None);
+        assert_eq!(
+            find_lone_surrogate(r#"{"a":"\ud83d\ude00 \u00e9 \\ud800 \" \n"}"#),
+            None
+        );
         assert_eq!(find_lone_surrogate(r#"{"a":"plain"}"#), None);
     }
 }

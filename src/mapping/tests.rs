@@ -2,7 +2,9 @@ use super::*;
 use serde_json::Value;
 
 fn received_at() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2025-12-04T13:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2025-12-04T13:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn map(webhook: &str) -> Result<Value, Rejection> {
@@ -61,8 +63,16 @@ fn unknown_type_forwarded_in_title_case() {
 
 #[test]
 fn unknown_type_rejected_when_configured() {
-    let config = MappingConfig { unknown_types: UnknownTypes::Dlq, ..MappingConfig::default() };
-    let rejection = map_webhook(br#"{"type":"season_pass_update","userId":"u1"}"#, received_at(), &config).unwrap_err();
+    let config = MappingConfig {
+        unknown_types: UnknownTypes::Dlq,
+        ..MappingConfig::default()
+    };
+    let rejection = map_webhook(
+        br#"{"type":"season_pass_update","userId":"u1"}"#,
+        received_at(),
+        &config,
+    )
+    .unwrap_err();
     assert_eq!(rejection.kind, DlqKind::UnknownType);
 }
 
@@ -77,7 +87,10 @@ fn properties_keep_every_digit() {
     let webhook = r#"{"type":"wallet_update","userId":"u1","big":123456789012345678901234567890,"pi":3.14159265358979323846264338327950288,"tiny":1e-400}"#;
     let event = map_webhook(webhook.as_bytes(), received_at(), &MappingConfig::default()).unwrap();
     let json = String::from_utf8(event.json).unwrap();
-    assert!(json.contains(&format!(r#""properties":{webhook}"#)), "{json}");
+    assert!(
+        json.contains(&format!(r#""properties":{webhook}"#)),
+        "{json}"
+    );
 }
 
 #[test]
@@ -97,8 +110,16 @@ fn message_id_ignores_surrounding_whitespace() {
 
 #[test]
 fn namespace_changes_message_id() {
-    let config = MappingConfig { message_id_namespace: "prod".into(), ..MappingConfig::default() };
-    let event = map_webhook(br#"{"type":"wallet_update","userId":"u1"}"#, received_at(), &config).unwrap();
+    let config = MappingConfig {
+        message_id_namespace: "prod".into(),
+        ..MappingConfig::default()
+    };
+    let event = map_webhook(
+        br#"{"type":"wallet_update","userId":"u1"}"#,
+        received_at(),
+        &config,
+    )
+    .unwrap();
     assert_eq!(event.message_id, "gwen-42dc842644e120ae2fd287700f5a9541");
 }
 
@@ -109,7 +130,11 @@ fn missing_user_id_rejected() {
         r#"{"type":"wallet_update","userId":null}"#,
         r#"{"type":"wallet_update","userId":""}"#,
     ] {
-        assert_eq!(map(webhook).unwrap_err().kind, DlqKind::MissingUserId, "for {webhook}");
+        assert_eq!(
+            map(webhook).unwrap_err().kind,
+            DlqKind::MissingUserId,
+            "for {webhook}"
+        );
     }
 }
 
@@ -126,13 +151,22 @@ fn invalid_webhooks_rejected() {
         r#"{"type":"wallet_update","userId":{"id":1}}"#,
         r#"{"type":"wallet_update","type":"mission_update","userId":"u1"}"#,
     ] {
-        assert_eq!(map(webhook).unwrap_err().kind, DlqKind::InvalidWebhook, "for {webhook}");
+        assert_eq!(
+            map(webhook).unwrap_err().kind,
+            DlqKind::InvalidWebhook,
+            "for {webhook}"
+        );
     }
 }
 
 #[test]
 fn invalid_utf8_rejected() {
-    let rejection = map_webhook(b"{\"type\":\"a\xff\"}", received_at(), &MappingConfig::default()).unwrap_err();
+    let rejection = map_webhook(
+        b"{\"type\":\"a\xff\"}",
+        received_at(),
+        &MappingConfig::default(),
+    )
+    .unwrap_err();
     assert_eq!(rejection.kind, DlqKind::InvalidWebhook);
 }
 

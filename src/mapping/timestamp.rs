@@ -73,7 +73,11 @@ fn from_unix_number(text: &str) -> Option<DateTime<Utc>> {
         return None;
     }
 
-    let millis = if number < MILLISECONDS_THRESHOLD { number * 1000.0 } else { number };
+    let millis = if number < MILLISECONDS_THRESHOLD {
+        number * 1000.0
+    } else {
+        number
+    };
     // Beyond i64 milliseconds chrono has no date anyway, and such a time is far in the future.
     if millis >= i64::MAX as f64 {
         return None;
@@ -91,7 +95,9 @@ mod tests {
     use super::*;
 
     fn received_at() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-12-04T13:00:00.000Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2025-12-04T13:00:00.000Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn pick(json: &str) -> (String, TimestampSource) {
@@ -104,23 +110,38 @@ mod tests {
 
     #[test]
     fn unix_seconds_number() {
-        assert_eq!(pick("1764853200"), ("2025-12-04T13:00:00.000Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick("1764853200"),
+            ("2025-12-04T13:00:00.000Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]
     fn unix_seconds_with_fraction() {
-        assert_eq!(pick("1764853200.25"), ("2025-12-04T13:00:00.250Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick("1764853200.25"),
+            ("2025-12-04T13:00:00.250Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]
     fn unix_milliseconds_number() {
-        assert_eq!(pick("1764853200123"), ("2025-12-04T13:00:00.123Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick("1764853200123"),
+            ("2025-12-04T13:00:00.123Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]
     fn numeric_strings_as_numbers() {
-        assert_eq!(pick(r#""1764853200""#), ("2025-12-04T13:00:00.000Z".into(), TimestampSource::Webhook));
-        assert_eq!(pick(r#"" 1764853200123.0 ""#), ("2025-12-04T13:00:00.123Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick(r#""1764853200""#),
+            ("2025-12-04T13:00:00.000Z".into(), TimestampSource::Webhook)
+        );
+        assert_eq!(
+            pick(r#"" 1764853200123.0 ""#),
+            ("2025-12-04T13:00:00.123Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]
@@ -129,25 +150,48 @@ mod tests {
             pick(r#""2025-12-04T14:30:00.5+01:00""#),
             ("2025-12-04T13:30:00.500Z".into(), TimestampSource::Webhook)
         );
-        assert_eq!(pick(r#""2025-12-04T12:00:00Z""#), ("2025-12-04T12:00:00.000Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick(r#""2025-12-04T12:00:00Z""#),
+            ("2025-12-04T12:00:00.000Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]
     fn unusable_values_fall_back_to_receive_time() {
         for json in [
-            "0", "-5", "null", "true", "{}", "[]", r#""""#, r#""yesterday""#, r#""inf""#, r#""NaN""#,
-            r#""2025-12-04 12:00""#, "1e300",
+            "0",
+            "-5",
+            "null",
+            "true",
+            "{}",
+            "[]",
+            r#""""#,
+            r#""yesterday""#,
+            r#""inf""#,
+            r#""NaN""#,
+            r#""2025-12-04 12:00""#,
+            "1e300",
         ] {
-            assert_eq!(pick(json), (RECEIVED.into(), TimestampSource::Received), "for {json}");
+            assert_eq!(
+                pick(json),
+                (RECEIVED.into(), TimestampSource::Received),
+                "for {json}"
+            );
         }
     }
 
     #[test]
     fn far_future_falls_back_to_receive_time() {
         // 24 h and one second after the receive time.
-        assert_eq!(pick("1764939601"), (RECEIVED.into(), TimestampSource::Received));
+        assert_eq!(
+            pick("1764939601"),
+            (RECEIVED.into(), TimestampSource::Received)
+        );
         // Exactly 24 h after is still trusted.
-        assert_eq!(pick("1764939600"), ("2025-12-05T13:00:00.000Z".into(), TimestampSource::Webhook));
+        assert_eq!(
+            pick("1764939600"),
+            ("2025-12-05T13:00:00.000Z".into(), TimestampSource::Webhook)
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ impl Authenticator {
             return false;
         };
         self.keys.iter().fold(false, |matched, key| {
-            matched | constant_time_eq::constant_time_eq(presented.as_bytes(), key.expose().as_bytes())
+            matched
+                | constant_time_eq::constant_time_eq(presented.as_bytes(), key.expose().as_bytes())
         })
     }
 }
@@ -45,7 +46,9 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
         return Some(credentials.to_string());
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (user, password) = text.split_once(':')?;
         return password.is_empty().then(|| user.to_string());
@@ -60,12 +63,18 @@ mod tests {
 
     fn headers(authorization: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
         headers
     }
 
     fn basic(credentials: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
     }
 
     fn authenticator() -> Authenticator {

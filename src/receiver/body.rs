@@ -17,7 +17,11 @@ pub enum BodyError {
     #[error("{0}")]
     Invalid(String),
     #[error("webhook {index} is {size} bytes, over --max-record-bytes ({limit})")]
-    RecordTooLarge { index: usize, size: usize, limit: usize },
+    RecordTooLarge {
+        index: usize,
+        size: usize,
+        limit: usize,
+    },
 }
 
 #[derive(Deserialize)]
@@ -31,13 +35,18 @@ struct WebhookHead<'a> {
 /// Splits and checks a body: one JSON object or an array of them, each with a non-empty string
 /// `type`. Any failure rejects the whole body, so nothing of a bad request is produced.
 pub fn split_records(body: &[u8], max_record_bytes: usize) -> Result<Vec<Record<'_>>, BodyError> {
-    let text = std::str::from_utf8(body).map_err(|e| BodyError::Invalid(format!("the body is not valid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| BodyError::Invalid(format!("the body is not valid UTF-8: {e}")))?;
     let text = text.trim_matches([' ', '\t', '\n', '\r']);
 
     let objects: Vec<&RawValue> = match text.as_bytes().first() {
         Some(b'{') => vec![parse_json(text)?],
         Some(b'[') => parse_json(text)?,
-        Some(_) => return Err(BodyError::Invalid("the body must be a JSON object or an array of objects".into())),
+        Some(_) => {
+            return Err(BodyError::Invalid(
+                "the body must be a JSON object or an array of objects".into(),
+            ));
+        }
         None => return Err(BodyError::Invalid("the body is empty".into())),
     };
     if let Some(position) = crate::mapping::find_lone_surrogate(text) {
@@ -57,32 +66,51 @@ pub fn split_records(body: &[u8], max_record_bytes: usize) -> Result<Vec<Record<
 }
 
 fn parse_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, BodyError> {
-    serde_json::from_str(text).map_err(|e| BodyError::Invalid(format!("the body is not valid JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| BodyError::Invalid(format!("the body is not valid JSON: {e}")))
 }
 
-fn check_record(index: usize, object: &RawValue, max_record_bytes: usize) -> Result<Record<'_>, BodyError> {
+fn check_record(
+    index: usize,
+    object: &RawValue,
+    max_record_bytes: usize,
+) -> Result<Record<'_>, BodyError> {
     let text = object.get();
     if !text.starts_with('{') {
-        return Err(BodyError::Invalid(format!("webhook {index} is not a JSON object")));
+        return Err(BodyError::Invalid(format!(
+            "webhook {index} is not a JSON object"
+        )));
     }
     if text.len() > max_record_bytes {
-        return Err(BodyError::RecordTooLarge { index, size: text.len(), limit: max_record_bytes });
+        return Err(BodyError::RecordTooLarge {
+            index,
+            size: text.len(),
+            limit: max_record_bytes,
+        });
     }
 
-    let head: WebhookHead = serde_json::from_str(text)
-        .map_err(|e| BodyError::Invalid(format!("webhook {index} is not a valid GWEN webhook: {e}")))?;
+    let head: WebhookHead = serde_json::from_str(text).map_err(|e| {
+        BodyError::Invalid(format!("webhook {index} is not a valid GWEN webhook: {e}"))
+    })?;
     if head.webhook_type.as_deref().is_none_or(str::is_empty) {
-        return Err(BodyError::Invalid(format!("webhook {index} has no `type`: a non-empty string is required")));
+        return Err(BodyError::Invalid(format!(
+            "webhook {index} has no `type`: a non-empty string is required"
+        )));
     }
 
-    Ok(Record { bytes: text.as_bytes(), key: record_key(head.user_id) })
+    Ok(Record {
+        bytes: text.as_bytes(),
+        key: record_key(head.user_id),
+    })
 }
 
 /// The Kafka key: `userId` as a string, a number as its decimal text, none when absent.
 fn record_key(user_id: Option<&RawValue>) -> Option<Cow<'_, str>> {
     let text = user_id?.get();
     match text.as_bytes().first()? {
-        b'"' => serde_json::from_str::<Cow<str>>(text).ok().filter(|key| !key.is_empty()),
+        b'"' => serde_json::from_str::<Cow<str>>(text)
+            .ok()
+            .filter(|key| !key.is_empty()),
         b'-' | b'0'..=b'9' => Some(Cow::Borrowed(text)),
         _ => None,
     }
@@ -95,7 +123,11 @@ mod tests {
     const LIMIT: usize = 900_000;
 
     fn keys(body: &str) -> Vec<Option<String>> {
-        split_records(body.as_bytes(), LIMIT).unwrap().into_iter().map(|r| r.key.map(Cow::into_owned)).collect()
+        split_records(body.as_bytes(), LIMIT)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.map(Cow::into_owned))
+            .collect()
     }
 
     #[test]
@@ -107,25 +139,52 @@ mod tests {
 
     #[test]
     fn array_gives_each_object_span() {
-        let records = split_records(b"[ {\"type\":\"a\"} ,\n{\"type\":\"b\", \"x\": [1, 2]}]", LIMIT).unwrap();
+        let records = split_records(
+            b"[ {\"type\":\"a\"} ,\n{\"type\":\"b\", \"x\": [1, 2]}]",
+            LIMIT,
+        )
+        .unwrap();
         let spans: Vec<&[u8]> = records.iter().map(|r| r.bytes).collect();
-        assert_eq!(spans, vec![br#"{"type":"a"}"#.as_slice(), br#"{"type":"b", "x": [1, 2]}"#.as_slice()]);
+        assert_eq!(
+            spans,
+            vec![
+                br#"{"type":"a"}"#.as_slice(),
+                br#"{"type":"b", "x": [1, 2]}"#.as_slice()
+            ]
+        );
     }
 
     #[test]
     fn user_id_becomes_key() {
         let body = r#"[{"type":"a","userId":"u\u0031"},{"type":"a","userId":42},{"type":"a"},{"type":"a","userId":""},{"type":"a","userId":null}]"#;
-        assert_eq!(keys(body), vec![Some("u1".into()), Some("42".into()), None, None, None]);
+        assert_eq!(
+            keys(body),
+            vec![Some("u1".into()), Some("42".into()), None, None, None]
+        );
     }
 
     #[test]
     fn invalid_bodies_rejected() {
         for body in [
-            "", "  ", "not json", "42", "\"text\"", "[]", "[1]", r#"[{"type":"a"}, 2]"#, r#"{"type":"a""#,
-            r#"{"userId":"u1"}"#, r#"{"type":"","userId":"u1"}"#, r#"{"type":5}"#, r#"{"type":"a"} {"type":"b"}"#,
+            "",
+            "  ",
+            "not json",
+            "42",
+            "\"text\"",
+            "[]",
+            "[1]",
+            r#"[{"type":"a"}, 2]"#,
+            r#"{"type":"a""#,
+            r#"{"userId":"u1"}"#,
+            r#"{"type":"","userId":"u1"}"#,
+            r#"{"type":5}"#,
+            r#"{"type":"a"} {"type":"b"}"#,
         ] {
             assert!(
-                matches!(split_records(body.as_bytes(), LIMIT), Err(BodyError::Invalid(_))),
+                matches!(
+                    split_records(body.as_bytes(), LIMIT),
+                    Err(BodyError::Invalid(_))
+                ),
                 "body {body:?} was accepted"
             );
         }
@@ -133,19 +192,31 @@ mod tests {
 
     #[test]
     fn invalid_utf8_rejected() {
-        assert!(matches!(split_records(b"{\"type\":\"\xff\"}", LIMIT), Err(BodyError::Invalid(_))));
+        assert!(matches!(
+            split_records(b"{\"type\":\"\xff\"}", LIMIT),
+            Err(BodyError::Invalid(_))
+        ));
     }
 
     #[test]
     fn lone_surrogate_escape_rejected() {
         let body = r#"{"type":"a","name":"\ud800"}"#;
-        assert!(matches!(split_records(body.as_bytes(), LIMIT), Err(BodyError::Invalid(_))));
+        assert!(matches!(
+            split_records(body.as_bytes(), LIMIT),
+            Err(BodyError::Invalid(_))
+        ));
     }
 
     #[test]
     fn oversized_record_named() {
-        let body = format!(r#"[{{"type":"a"}},{{"type":"a","pad":"{}"}}]"#, "x".repeat(100));
+        let body = format!(
+            r#"[{{"type":"a"}},{{"type":"a","pad":"{}"}}]"#,
+            "x".repeat(100)
+        );
         let error = split_records(body.as_bytes(), 50).unwrap_err();
-        assert!(matches!(error, BodyError::RecordTooLarge { index: 1, .. }), "{error:?}");
+        assert!(
+            matches!(error, BodyError::RecordTooLarge { index: 1, .. }),
+            "{error:?}"
+        );
     }
 }

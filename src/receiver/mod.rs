@@ -63,7 +63,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, topic = %receiver.config.topic, "receiver listening");
-    axum::serve(listener, router(receiver)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(receiver))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
@@ -85,20 +87,28 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
 impl Receiver {
     async fn handle(&self, request: Request, request_id: &str) -> Result<usize, ApiError> {
         if self.health.is_stopping() {
-            return Err(ApiError::Unavailable("the receiver is shutting down; retry on another instance".into()));
+            return Err(ApiError::Unavailable(
+                "the receiver is shutting down; retry on another instance".into(),
+            ));
         }
         let headers = request.headers();
         if !self.authenticator.authenticate(headers) {
             return Err(ApiError::Unauthorized);
         }
         let content_type = check_content_type(headers)?;
-        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
 
         let body = self.read_body(request).await?;
-        let records = split_records(&body, self.config.max_record_bytes).map_err(|error| match error {
-            BodyError::Invalid(detail) => ApiError::BadRequest(detail),
-            too_large @ BodyError::RecordTooLarge { .. } => ApiError::PayloadTooLarge(too_large.to_string()),
-        })?;
+        let records =
+            split_records(&body, self.config.max_record_bytes).map_err(|error| match error {
+                BodyError::Invalid(detail) => ApiError::BadRequest(detail),
+                too_large @ BodyError::RecordTooLarge { .. } => {
+                    ApiError::PayloadTooLarge(too_large.to_string())
+                }
+            })?;
 
         let received_at = crate::mapping::format_timestamp(chrono::Utc::now());
         let request_headers = RequestHeaders {
@@ -109,7 +119,12 @@ impl Receiver {
         };
         let produced = tokio::time::timeout(
             self.config.produce_timeout + Duration::from_secs(1),
-            produce_all(&self.producer, &self.config.topic, &records, &request_headers),
+            produce_all(
+                &self.producer,
+                &self.config.topic,
+                &records,
+                &request_headers,
+            ),
         )
         .await;
         match produced {
@@ -117,9 +132,9 @@ impl Receiver {
             Ok(Err(ProduceError::TooLarge(error))) => Err(ApiError::PayloadTooLarge(format!(
                 "Kafka rejected a record as too large ({error}); lower --max-record-bytes or raise the topic's max.message.bytes"
             ))),
-            Ok(Err(ProduceError::NotAcknowledged(error))) => {
-                Err(ApiError::Unavailable(format!("Kafka did not acknowledge the webhooks: {error}")))
-            }
+            Ok(Err(ProduceError::NotAcknowledged(error))) => Err(ApiError::Unavailable(format!(
+                "Kafka did not acknowledge the webhooks: {error}"
+            ))),
             Err(_) => Err(ApiError::Unavailable(format!(
                 "Kafka did not acknowledge the webhooks within {}",
                 humantime::format_duration(self.config.produce_timeout)
@@ -131,7 +146,9 @@ impl Receiver {
     /// from `Content-Length` before reading, else while reading.
     async fn read_body(&self, request: Request) -> Result<bytes::Bytes, ApiError> {
         let limit = self.config.max_body_bytes;
-        let too_large = || ApiError::PayloadTooLarge(format!("the body is over --max-body-bytes ({limit} bytes)"));
+        let too_large = || {
+            ApiError::PayloadTooLarge(format!("the body is over --max-body-bytes ({limit} bytes)"))
+        };
 
         let declared = request
             .headers()

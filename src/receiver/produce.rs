@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
 use super::body::Record;
-use crate::kafka::headers;
 use crate::kafka::KafkaSettings;
+use crate::kafka::headers;
 
 /// Upper bound of the producer's local queue, so a slow cluster turns into 503s, not memory.
 const QUEUE_MAX_KBYTES: &str = "131072";
@@ -38,7 +38,10 @@ pub fn producer_config(settings: &KafkaSettings, produce_timeout: Duration) -> C
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
-        .set("message.timeout.ms", produce_timeout.as_millis().max(1).to_string())
+        .set(
+            "message.timeout.ms",
+            produce_timeout.as_millis().max(1).to_string(),
+        )
         .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES);
     config
 }
@@ -53,7 +56,9 @@ pub async fn produce_all(
 ) -> Result<(), ProduceError> {
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
-        let mut kafka_record = FutureRecord::to(topic).payload(record.bytes).headers(record_headers(request));
+        let mut kafka_record = FutureRecord::to(topic)
+            .payload(record.bytes)
+            .headers(record_headers(request));
         if let Some(key) = &record.key {
             kafka_record = kafka_record.key(key.as_bytes());
         }
@@ -75,18 +80,32 @@ pub async fn produce_all(
 
 fn record_headers(request: &RequestHeaders<'_>) -> OwnedHeaders {
     let headers = OwnedHeaders::new_with_capacity(4)
-        .insert(Header { key: headers::RECEIVED_AT, value: Some(request.received_at) })
-        .insert(Header { key: headers::REQUEST_ID, value: Some(request.request_id) })
-        .insert(Header { key: headers::CONTENT_TYPE, value: Some(request.content_type) });
+        .insert(Header {
+            key: headers::RECEIVED_AT,
+            value: Some(request.received_at),
+        })
+        .insert(Header {
+            key: headers::REQUEST_ID,
+            value: Some(request.request_id),
+        })
+        .insert(Header {
+            key: headers::CONTENT_TYPE,
+            value: Some(request.content_type),
+        });
     match request.traceparent {
-        Some(traceparent) => headers.insert(Header { key: headers::TRACEPARENT, value: Some(traceparent) }),
+        Some(traceparent) => headers.insert(Header {
+            key: headers::TRACEPARENT,
+            value: Some(traceparent),
+        }),
         None => headers,
     }
 }
 
 fn classify(error: KafkaError) -> ProduceError {
     match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => ProduceError::TooLarge(error),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+            ProduceError::TooLarge(error)
+        }
         _ => ProduceError::NotAcknowledged(error),
     }
 }

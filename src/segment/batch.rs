@@ -24,7 +24,9 @@ pub struct BatchEncoder {
 impl BatchEncoder {
     pub fn new(write_key: &Secret) -> Self {
         let key = serde_json::to_string(write_key.expose()).unwrap_or_else(|_| "\"\"".to_string());
-        BatchEncoder { write_key_suffix: format!(",\"writeKey\":{key}}}").into_bytes() }
+        BatchEncoder {
+            write_key_suffix: format!(",\"writeKey\":{key}}}").into_bytes(),
+        }
     }
 
     /// The bytes a batch body takes besides its events and the commas between them.
@@ -72,9 +74,16 @@ mod tests {
     #[test]
     fn body_bytes_predicts_encoded_size() {
         let encoder = BatchEncoder::new(&Secret::new("write-key"));
-        let events = [br#"{"a":1}"#.as_slice(), br#"{"bb":22}"#.as_slice(), b"{}".as_slice()];
+        let events = [
+            br#"{"a":1}"#.as_slice(),
+            br#"{"bb":22}"#.as_slice(),
+            b"{}".as_slice(),
+        ];
         let event_bytes: usize = events.iter().map(|e| e.len()).sum();
-        assert_eq!(encoder.body_bytes(event_bytes, events.len()), encoder.encode(events).len());
+        assert_eq!(
+            encoder.body_bytes(event_bytes, events.len()),
+            encoder.encode(events).len()
+        );
         assert_eq!(encoder.body_bytes(0, 0), encoder.encode([]).len());
     }
 }

@@ -19,9 +19,13 @@ const MAX_KEPT_BODY_BYTES: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentConfigError {
-    #[error("the Segment write key is empty; set --segment-write-key or SEGMENT_WRITE_KEY to your source's write key")]
+    #[error(
+        "the Segment write key is empty; set --segment-write-key or SEGMENT_WRITE_KEY to your source's write key"
+    )]
     EmptyWriteKey,
-    #[error("the Segment write key contains whitespace or control characters; copy it again from the source's settings")]
+    #[error(
+        "the Segment write key contains whitespace or control characters; copy it again from the source's settings"
+    )]
     MalformedWriteKey,
     #[error("invalid --segment-url {url:?}: {reason}; use for example https://api.segment.io")]
     InvalidUrl { url: String, reason: String },
@@ -38,9 +42,16 @@ pub struct SegmentClient {
 }
 
 impl SegmentClient {
-    pub fn new(segment_url: &str, write_key: Secret, request_timeout: Duration) -> Result<Self, SegmentConfigError> {
+    pub fn new(
+        segment_url: &str,
+        write_key: Secret,
+        request_timeout: Duration,
+    ) -> Result<Self, SegmentConfigError> {
         validate_write_key(&write_key)?;
-        let invalid = |reason: String| SegmentConfigError::InvalidUrl { url: segment_url.to_string(), reason };
+        let invalid = |reason: String| SegmentConfigError::InvalidUrl {
+            url: segment_url.to_string(),
+            reason,
+        };
         let base = reqwest::Url::parse(segment_url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https".into()));
@@ -51,7 +62,11 @@ impl SegmentClient {
             .timeout(request_timeout)
             .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(SegmentClient { http, batch_url, write_key })
+        Ok(SegmentClient {
+            http,
+            batch_url,
+            write_key,
+        })
     }
 
     pub fn encoder(&self) -> BatchEncoder {
@@ -71,7 +86,10 @@ impl SegmentClient {
             Ok(response) => response,
             Err(error) => {
                 debug!(error = %error, "Segment request failed");
-                return Verdict::Retry { status: None, after: None };
+                return Verdict::Retry {
+                    status: None,
+                    after: None,
+                };
             }
         };
 

@@ -16,34 +16,57 @@ pub enum Verdict {
     /// until an operator fixes it, so the request is retried.
     Halted { status: u16 },
     /// 408, 429, 5xx, other statuses and network errors: try again later.
-    Retry { status: Option<u16>, after: Option<Duration> },
+    Retry {
+        status: Option<u16>,
+        after: Option<Duration>,
+    },
 }
 
 /// Classifies an HTTP answer from Segment.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: String) -> Verdict {
     match status.as_u16() {
         200..=299 => Verdict::Delivered,
-        400 | 413 => Verdict::Rejected { status: status.as_u16(), body },
-        401 | 403 | 404 => Verdict::Halted { status: status.as_u16() },
-        code => Verdict::Retry { status: Some(code), after: retry_after(headers) },
+        400 | 413 => Verdict::Rejected {
+            status: status.as_u16(),
+            body,
+        },
+        401 | 403 | 404 => Verdict::Halted {
+            status: status.as_u16(),
+        },
+        code => Verdict::Retry {
+            status: Some(code),
+            after: retry_after(headers),
+        },
     }
 }
 
 /// Reads `Retry-After` (seconds or an HTTP date) or `X-RateLimit-Reset` (a unix time in seconds).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
 
     if let Some(value) = text("retry-after") {
         if let Ok(seconds) = value.parse::<u64>() {
             return Some(Duration::from_secs(seconds));
         }
         if let Ok(date) = httpdate::parse_http_date(value) {
-            return Some(date.duration_since(std::time::SystemTime::now()).unwrap_or_default());
+            return Some(
+                date.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default(),
+            );
         }
     }
     let reset: u64 = text("x-ratelimit-reset")?.parse().ok()?;
     let reset_at = std::time::UNIX_EPOCH + Duration::from_secs(reset);
-    Some(reset_at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        reset_at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -67,7 +90,13 @@ mod tests {
 
     #[test]
     fn bad_request_is_rejected() {
-        assert_eq!(verdict(400, &[]), Verdict::Rejected { status: 400, body: "body".into() });
+        assert_eq!(
+            verdict(400, &[]),
+            Verdict::Rejected {
+                status: 400,
+                body: "body".into()
+            }
+        );
     }
 
     #[test]
@@ -80,7 +109,13 @@ mod tests {
     #[test]
     fn transient_statuses_retry() {
         for status in [408, 429, 500, 502, 503] {
-            assert_eq!(verdict(status, &[]), Verdict::Retry { status: Some(status), after: None });
+            assert_eq!(
+                verdict(status, &[]),
+                Verdict::Retry {
+                    status: Some(status),
+                    after: None
+                }
+            );
         }
     }
 
@@ -88,7 +123,10 @@ mod tests {
     fn retry_after_seconds_honoured() {
         assert_eq!(
             verdict(429, &[("retry-after", "7")]),
-            Verdict::Retry { status: Some(429), after: Some(Duration::from_secs(7)) }
+            Verdict::Retry {
+                status: Some(429),
+                after: Some(Duration::from_secs(7))
+            }
         );
     }
 
@@ -96,7 +134,10 @@ mod tests {
     fn rate_limit_reset_in_past_is_zero() {
         assert_eq!(
             verdict(429, &[("x-ratelimit-reset", "1000")]),
-            Verdict::Retry { status: Some(429), after: Some(Duration::ZERO) }
+            Verdict::Retry {
+                status: Some(429),
+                after: Some(Duration::ZERO)
+            }
         );
     }
 }

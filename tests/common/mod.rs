@@ -1,0 +1,371 @@
+//! Shared harness for the tests that run against a real Kafka broker (`scripts/kafka-local
+//! start`, or the brokers in `KAFKA_BROKERS`) and the in-process capture server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use gwen_segment::capture::{Capture, CaptureConfig, Script};
+use gwen_segment::forwarder::{BatchLimits, ForwarderConfig};
+use gwen_segment::health::Health;
+use gwen_segment::kafka::{KafkaSettings, TopicPolicy};
+use gwen_segment::mapping::MappingConfig;
+use gwen_segment::receiver::ReceiverConfig;
+use gwen_segment::secret::Secret;
+use gwen_segment::service::{self, ForwarderOptions, ReceiverOptions};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const WRITE_KEY: &str = "test-write-key";
+pub const WEBHOOK_KEY: &str = "test-webhook-key";
+/// Short enough that a killed member's partitions move within seconds (the broker's minimum).
+pub const SESSION_TIMEOUT_MS: &str = "6000";
+
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Client settings for tests: short sessions and frequent commits, so checks settle quickly.
+pub fn kafka_settings() -> KafkaSettings {
+    let option = |key: &str, value: &str| (key.to_string(), Secret::new(value));
+    KafkaSettings {
+        brokers: brokers(),
+        options: vec![
+            option("session.timeout.ms", SESSION_TIMEOUT_MS),
+            option("auto.commit.interval.ms", "200"),
+        ],
+        ..KafkaSettings::default()
+    }
+}
+
+/// Fails the test, never skips it, when the broker does not answer.
+pub fn require_broker() {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    if let Err(error) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+        panic!(
+            "no Kafka broker answers at {} ({error}); start one with `scripts/kafka-local start` or set KAFKA_BROKERS",
+            brokers()
+        );
+    }
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/gwen/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// Polls `condition` every 100 ms until it holds or `timeout` passes.
+pub async fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub struct CaptureServer {
+    pub capture: Arc<Capture>,
+    pub url: String,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn start_capture() -> CaptureServer {
+    let capture = Capture::new(CaptureConfig {
+        write_key: Some(Secret::new(WRITE_KEY)),
+        output: Box::new(std::io::sink()),
+        keep_in_memory: true,
+        script: Script::default(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gwen_segment::capture::run(
+        listener,
+        capture.clone(),
+        shutdown.clone().cancelled_owned(),
+    ));
+    CaptureServer {
+        capture,
+        url,
+        shutdown,
+    }
+}
+
+impl CaptureServer {
+    pub fn message_ids(&self) -> Vec<String> {
+        self.capture
+            .events()
+            .iter()
+            .map(|e| e["messageId"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+pub struct ReceiverServer {
+    pub url: String,
+    pub health: Health,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn receiver_config(topic: &str) -> ReceiverConfig {
+    ReceiverConfig {
+        topic: topic.to_string(),
+        max_body_bytes: 1_048_576,
+        max_record_bytes: 900_000,
+        produce_timeout: Duration::from_secs(5),
+    }
+}
+
+pub async fn start_receiver(topic: &str) -> ReceiverServer {
+    start_receiver_with(receiver_config(topic)).await
+}
+
+pub async fn start_receiver_with(config: ReceiverConfig) -> ReceiverServer {
+    let options = ReceiverOptions {
+        kafka: kafka_settings(),
+        topics: TopicPolicy {
+            create_missing: true,
+            partitions: 6,
+        },
+        config,
+        webhook_keys: vec![Secret::new(WEBHOOK_KEY)],
+        allow_unauthenticated: false,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/gwen", listener.local_addr().unwrap());
+    let health = Health::new("receiver");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(service::run_receiver(
+        options,
+        listener,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    wait_until(Duration::from_secs(30), "the receiver to be ready", || {
+        health.readiness().is_ok() || task.is_finished()
+    })
+    .await;
+    assert!(!task.is_finished(), "the receiver stopped at start-up");
+    ReceiverServer {
+        url,
+        health,
+        shutdown,
+        task,
+    }
+}
+
+pub struct ForwarderRun {
+    pub health: Health,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn forwarder_options(
+    topic: &str,
+    dlq_topic: &str,
+    group_id: &str,
+    segment_url: &str,
+) -> ForwarderOptions {
+    ForwarderOptions {
+        kafka: kafka_settings(),
+        topics: TopicPolicy {
+            create_missing: true,
+            partitions: 6,
+        },
+        group_id: group_id.to_string(),
+        dlq_topic: dlq_topic.to_string(),
+        segment_url: segment_url.to_string(),
+        segment_write_key: Some(Secret::new(WRITE_KEY)),
+        segment_timeout: Duration::from_secs(10),
+        retry_max_backoff: Duration::from_secs(1),
+        config: ForwarderConfig {
+            topic: topic.to_string(),
+            mapping: MappingConfig::default(),
+            batch: BatchLimits {
+                max_bytes: 475_000,
+                max_events: 2_500,
+                linger: Duration::from_millis(50),
+            },
+            max_concurrent_batches: 8,
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(10),
+        },
+    }
+}
+
+pub async fn start_forwarder(options: ForwarderOptions) -> ForwarderRun {
+    let health = Health::new("forwarder");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(service::run_forwarder(
+        options,
+        health.clone(),
+        shutdown.clone(),
+    ));
+    wait_until(
+        Duration::from_secs(60),
+        "the forwarder to join its group",
+        || health.readiness().is_ok() || task.is_finished(),
+    )
+    .await;
+    assert!(!task.is_finished(), "the forwarder stopped at start-up");
+    ForwarderRun {
+        health,
+        shutdown,
+        task,
+    }
+}
+
+impl ForwarderRun {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        result
+            .expect("the forwarder did not stop in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub async fn post(url: &str, body: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .basic_auth(WEBHOOK_KEY, Some(""))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn post_ok(url: &str, body: &str) {
+    let response = post(url, body).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "webhook not accepted: {text}");
+}
+
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap()
+}
+
+/// Produces a record straight to the topic, bypassing the receiver.
+pub async fn produce(topic: &str, partition: i32, key: Option<&str>, value: &[u8]) -> i64 {
+    let producer = producer();
+    let mut record = FutureRecord::to(topic).partition(partition).payload(value);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    let delivery = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce failed: {e}"));
+    delivery.offset
+}
+
+/// The group's committed offset per partition of `topic` (`None` when nothing is committed).
+pub fn committed_offsets(
+    group_id: &str,
+    topic: &str,
+    partitions: i32,
+) -> HashMap<i32, Option<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group_id)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            (e.partition(), offset)
+        })
+        .collect()
+}
+
+/// The offset after the last record of each partition.
+pub fn end_offsets(topic: &str, partitions: i32) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|partition| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap();
+            (partition, high)
+        })
+        .collect()
+}
+
+/// Reads every record of `topic` until `count` arrived (or the timeout passes).
+pub fn read_topic(topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let start = Instant::now();
+    let mut messages = Vec::new();
+    while messages.len() < count && start.elapsed() < timeout {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            messages.push(message.detach());
+        }
+    }
+    messages
+}
+
+/// A record header as text.
+pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
