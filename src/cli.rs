@@ -146,7 +146,7 @@ pub struct ReceiverArgs {
     #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000)]
     pub max_record_bytes: usize,
 
-    /// Time Kafka has to acknowledge a request's records before the answer is 503 (e.g. 5s).
+    /// Time Kafka has to acknowledge a request's records before the receiver responds 503 (e.g. 5s).
     #[arg(long, env = "GWEN_PRODUCE_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub produce_timeout: Duration,
 }
@@ -188,7 +188,7 @@ pub struct ForwarderArgs {
     #[arg(long, env = "GWEN_SEGMENT_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub segment_timeout: Duration,
 
-    /// Longest wait between retries of a failed Segment request (e.g. 60s).
+    /// Maximum wait between retries of a failed Segment request (e.g. 60s).
     #[arg(long, env = "GWEN_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = duration)]
     pub retry_max_backoff: Duration,
 
@@ -204,7 +204,7 @@ pub struct ForwarderArgs {
     #[arg(long, env = "GWEN_MESSAGE_ID_NAMESPACE", default_value = "")]
     pub message_id_namespace: String,
 
-    /// What to do with webhook types GWEN does not document.
+    /// Handling of webhook types GWEN does not document.
     #[arg(long, env = "GWEN_UNKNOWN_TYPES", value_enum, default_value_t = UnknownTypes::Forward)]
     pub unknown_types: UnknownTypes,
 }
@@ -223,7 +223,7 @@ pub struct CaptureArgs {
     #[arg(long, env = "GWEN_OUTPUT", default_value = "-")]
     pub output: PathBuf,
 
-    /// Status to answer the first --fail-count requests with (e.g. 500, 429, 401).
+    /// HTTP status of the responses to the first --fail-count requests (e.g. 500, 429, 401).
     #[arg(long, env = "GWEN_FAIL_STATUS", requires = "fail_count")]
     pub fail_status: Option<u16>,
 
@@ -235,7 +235,7 @@ pub struct CaptureArgs {
     #[arg(long, env = "GWEN_RETRY_AFTER")]
     pub retry_after: Option<u64>,
 
-    /// Delay before every answer (e.g. 500ms).
+    /// Delay before every response (e.g. 500ms).
     #[arg(long, env = "GWEN_LATENCY", default_value = "0s", value_parser = duration)]
     pub latency: Duration,
 }

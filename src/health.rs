@@ -29,7 +29,7 @@ impl Health {
         self.0.started.store(started, Ordering::Relaxed);
     }
 
-    /// Marks delivery as halted by an answer that needs an operator (401, 403, 404).
+    /// Marks delivery as halted by a Segment response that needs an operator (401, 403, 404).
     pub fn set_halted(&self, halted: bool) {
         self.0.halted.store(halted, Ordering::Relaxed);
     }

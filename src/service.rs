@@ -61,7 +61,7 @@ pub async fn run_receiver(
         .iter()
         .any(|key| key.expose().is_empty())
     {
-        anyhow::bail!("--webhook-keys holds an empty key; remove the extra comma");
+        anyhow::bail!("--webhook-keys contains an empty key; remove the extra comma");
     }
     if options.webhook_keys.is_empty() {
         warn!("--allow-unauthenticated: anyone who can reach the receiver can write to the topic");
@@ -86,7 +86,7 @@ pub async fn run_receiver(
     receiver::run(listener, receiver, async move {
         stop.cancelled().await;
         stopping.set_stopping();
-        info!("receiver stopping; answering requests in flight");
+        info!("receiver stopping; responding to requests in flight");
     })
     .await
     .context("receiver server failed")?;

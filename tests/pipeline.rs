@@ -20,7 +20,7 @@ const FIXTURES: [&str; 6] = [
     "webhook_verification.json",
 ];
 
-/// The event the mapping makes of a webhook whose own timestamp is used.
+/// Maps a webhook whose own timestamp is used, as the forwarder does.
 fn expected_event(webhook: &str) -> serde_json::Value {
     let event = map_webhook(
         webhook.trim().as_bytes(),

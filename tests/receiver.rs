@@ -1,4 +1,4 @@
-//! The receiver's answers over HTTP, against a real broker.
+//! The receiver's responses over HTTP, against a real broker.
 
 mod common;
 
@@ -145,7 +145,7 @@ async fn receiver_accepts_array_after_every_ack() {
         response.json::<serde_json::Value>().await.unwrap(),
         serde_json::json!({"accepted": 3})
     );
-    // The answer came after the acknowledgements, so the records are already in the log.
+    // The response came after the acknowledgements, so the records are already in the log.
     assert_eq!(total(&end_offsets(&topic, 6)), 3);
     receiver.shutdown.cancel();
 }

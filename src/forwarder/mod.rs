@@ -41,16 +41,16 @@ pub struct ForwarderConfig {
     pub topic: String,
     pub mapping: MappingConfig,
     pub batch: BatchLimits,
-    /// Batch requests to Segment that may be unanswered at once; each holds distinct partitions.
+    /// Batch requests to Segment that may be unanswered at once, each for distinct partitions.
     pub max_concurrent_batches: usize,
-    /// Received but unfinished bytes the member holds before it pauses fetching; each assigned
+    /// Received but unfinished bytes in memory before the member pauses fetching; each assigned
     /// partition gets an equal share, but never less than two batches' worth.
     pub max_in_flight_bytes: usize,
     pub shutdown_timeout: Duration,
 }
 
-/// Consumer settings the guarantees rest on: offsets are stored only by the forwarder, over
-/// finished messages, and committed from there; a new group starts at the backlog.
+/// Builds the consumer settings the guarantees rest on. The forwarder alone stores offsets, only
+/// over finished messages, and librdkafka commits what is stored. A new group starts at the backlog.
 pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
     let mut config = settings.client_config();
     config
@@ -223,7 +223,7 @@ impl Forwarder {
             RebalanceEvent::Revoked(partitions) => {
                 for partition in partitions {
                     // NOTE: batches in flight for a revoked partition are not awaited: their
-                    // answers are ignored, and the new owner delivers those events again.
+                    // responses are ignored, and the new owner delivers those events again.
                     self.partitions.revoke(partition);
                 }
             }
@@ -426,7 +426,7 @@ impl Forwarder {
     }
 }
 
-/// The receive time of a message: the receiver's `gwen-received-at` header, else the record's
+/// Returns the receive time of a message: the receiver's `gwen-received-at` header, else the record's
 /// Kafka timestamp, else now.
 fn received_at(message: &BorrowedMessage<'_>) -> DateTime<Utc> {
     let from_header = message.headers().and_then(|headers| {

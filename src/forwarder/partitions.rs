@@ -94,7 +94,7 @@ impl Partitions {
         self.states.get_mut(&partition)
     }
 
-    /// The state of a partition, unless it was revoked (and maybe reassigned) since `generation`.
+    /// Returns the state of a partition, unless it was revoked (and maybe reassigned) since `generation`.
     pub fn current(&mut self, partition: i32, generation: u64) -> Option<&mut PartitionState> {
         self.states
             .get_mut(&partition)

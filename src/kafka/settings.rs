@@ -83,7 +83,7 @@ fn redact_value(text: &str) -> String {
 }
 
 impl KafkaSettings {
-    /// A librdkafka configuration with the brokers, security settings and raw options applied.
+    /// Builds a librdkafka configuration with the brokers, security settings and raw options applied.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);

@@ -32,7 +32,7 @@ pub enum TopicError {
     CreateFailed { topic: String, reason: String },
 }
 
-/// How missing topics are handled at start-up.
+/// Handling of missing topics at start-up.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicPolicy {
     pub create_missing: bool,

@@ -22,7 +22,7 @@ pub const MAX_EVENT_BYTES: usize = 32_000;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What happens to webhooks whose `type` GWEN does not document.
+/// Handling of webhooks whose `type` GWEN does not document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum UnknownTypes {
     /// Send them to Segment, named by their words in title case.
@@ -40,7 +40,7 @@ pub struct MappingConfig {
     pub unknown_types: UnknownTypes,
 }
 
-/// Why a record goes to the dead-letter topic; the value of the `gwen-dlq-kind` header.
+/// Reason a record goes to the dead-letter topic, written as the `gwen-dlq-kind` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DlqKind {
     InvalidWebhook,
@@ -168,7 +168,7 @@ pub fn map_webhook(
         return Err(Rejection::new(
             DlqKind::InvalidWebhook,
             format!(
-                "The webhook holds a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
+                "The webhook contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
             ),
         ));
     }

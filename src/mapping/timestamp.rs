@@ -9,7 +9,7 @@ const MILLISECONDS_THRESHOLD: f64 = 1e11;
 /// How far after the receive time a webhook timestamp may lie before it is distrusted.
 const MAX_FUTURE_SKEW: TimeDelta = TimeDelta::hours(24);
 
-/// Where the event's timestamp came from, reported as `context.gwen.timestampSource`.
+/// Origin of the event's timestamp, reported as `context.gwen.timestampSource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampSource {
     Webhook,

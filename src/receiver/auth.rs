@@ -36,7 +36,7 @@ impl Authenticator {
     }
 }
 
-/// The key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
+/// Extracts the key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
 fn presented_key(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, credentials) = value.split_once(' ')?;

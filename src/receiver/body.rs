@@ -51,11 +51,11 @@ pub fn split_records(body: &[u8], max_record_bytes: usize) -> Result<Vec<Record<
     };
     if let Some(position) = crate::mapping::find_lone_surrogate(text) {
         return Err(BodyError::Invalid(format!(
-            "the body holds a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode"
+            "the body contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode"
         )));
     }
     if objects.is_empty() {
-        return Err(BodyError::Invalid("the array holds no webhooks".into()));
+        return Err(BodyError::Invalid("the array contains no webhooks".into()));
     }
 
     objects
@@ -104,7 +104,7 @@ fn check_record(
     })
 }
 
-/// The Kafka key: `userId` as a string, a number as its decimal text, none when absent.
+/// Derives the Kafka key: `userId` as a string, a number as its decimal text, none when absent.
 fn record_key(user_id: Option<&RawValue>) -> Option<Cow<'_, str>> {
     let text = user_id?.get();
     match text.as_bytes().first()? {

@@ -1,4 +1,4 @@
-//! Receiver answers for requests that are not accepted: a status and a short JSON body.
+//! Receiver responses to requests that are not accepted: a status and a short JSON body.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

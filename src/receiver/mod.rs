@@ -1,5 +1,5 @@
 //! HTTP intake for GWEN webhooks: authenticate, bound, check the JSON, produce the raw bytes,
-//! and answer 200 only after Kafka acknowledged every record.
+//! and respond 200 only after Kafka acknowledged every record.
 
 mod auth;
 mod body;
@@ -56,7 +56,7 @@ pub fn router(receiver: Arc<Receiver>) -> Router {
         .with_state(receiver)
 }
 
-/// Serves webhooks until `shutdown` completes, then answers the requests in flight.
+/// Serves webhooks until `shutdown` completes, then responds to the requests in flight.
 pub async fn run(
     listener: TcpListener,
     receiver: Arc<Receiver>,
@@ -193,7 +193,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<String, ApiError> {
     )))
 }
 
-/// The sender's `X-Request-Id` when it is short printable text, else a new UUID.
+/// Returns the sender's `X-Request-Id` when it is short printable text, else a new UUID.
 fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")

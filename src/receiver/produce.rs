@@ -30,7 +30,7 @@ pub enum ProduceError {
     NotAcknowledged(KafkaError),
 }
 
-/// A producer for webhooks: idempotent, `acks=all`, Java-compatible partitioning, and a
+/// Builds the producer settings for webhooks: idempotent, `acks=all`, Java-compatible partitioning, and a
 /// delivery timeout equal to `produce_timeout`.
 pub fn producer_config(settings: &KafkaSettings, produce_timeout: Duration) -> ClientConfig {
     let mut config = settings.client_config();

@@ -29,12 +29,12 @@ impl BatchEncoder {
         }
     }
 
-    /// The bytes a batch body takes besides its events and the commas between them.
+    /// Returns the bytes a batch body takes besides its events and the commas between them.
     pub fn envelope_bytes(&self) -> usize {
         PREFIX.len() + b"],\"sentAt\":".len() + SENT_AT_BYTES + self.write_key_suffix.len()
     }
 
-    /// The serialized size of a batch holding events of these sizes.
+    /// Returns the serialized size of a batch of events with these sizes.
     pub fn body_bytes(&self, event_bytes: usize, events: usize) -> usize {
         self.envelope_bytes() + event_bytes + events.saturating_sub(1)
     }

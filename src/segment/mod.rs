@@ -1,4 +1,4 @@
-//! The Segment HTTP client and the meaning of its answers.
+//! The Segment HTTP client and the meaning of its responses.
 
 mod batch;
 mod response;
@@ -14,7 +14,7 @@ pub use response::{Verdict, classify};
 
 use crate::secret::Secret;
 
-/// Longest response body kept for logs and dead-letter headers.
+/// Maximum response body kept for logs and dead-letter headers.
 const MAX_KEPT_BODY_BYTES: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ impl SegmentClient {
         BatchEncoder::new(&self.write_key)
     }
 
-    /// Sends one batch body and classifies the answer; network errors and timeouts are `Retry`.
+    /// Sends one batch body and classifies the response. Network errors and timeouts are `Retry`.
     pub async fn send_batch(&self, body: Bytes) -> Verdict {
         let request = self
             .http

@@ -1,11 +1,11 @@
-//! What a Segment answer means for the batch that got it. The one place that decides.
+//! The meaning of a Segment response for the batch that got it, decided in this one place.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-/// The meaning of one answer to a batch request.
+/// The meaning of one response to a batch request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// 2xx: Segment has the events.
@@ -22,7 +22,7 @@ pub enum Verdict {
     },
 }
 
-/// Classifies an HTTP answer from Segment.
+/// Classifies an HTTP response from Segment.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: String) -> Verdict {
     match status.as_u16() {
         200..=299 => Verdict::Delivered,

@@ -45,7 +45,7 @@ pub fn kafka_settings() -> KafkaSettings {
     }
 }
 
-/// Fails the test, never skips it, when the broker does not answer.
+/// Fails the test, never skips it, when the broker does not respond.
 pub fn require_broker() {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -59,7 +59,7 @@ pub fn require_broker() {
     }
 }
 
-/// A name no other test or run uses.
+/// Returns a name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -78,7 +78,7 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
-/// Polls `condition` every 100 ms until it holds or `timeout` passes.
+/// Polls `condition` every 100 ms until it is true or `timeout` passes.
 pub async fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
@@ -293,7 +293,7 @@ pub async fn produce(topic: &str, partition: i32, key: Option<&str>, value: &[u8
     delivery.offset
 }
 
-/// The group's committed offset per partition of `topic` (`None` when nothing is committed).
+/// Fetches the group's committed offset per partition of `topic` (`None` when nothing is committed).
 pub fn committed_offsets(
     group_id: &str,
     topic: &str,
@@ -324,7 +324,7 @@ pub fn committed_offsets(
         .collect()
 }
 
-/// The offset after the last record of each partition.
+/// Fetches the offset after the last record of each partition.
 pub fn end_offsets(topic: &str, partitions: i32) -> HashMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -360,7 +360,7 @@ pub fn read_topic(topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMess
     messages
 }
 
-/// A record header as text.
+/// Returns a record header as text.
 pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
     let headers = message.headers()?;
     headers
