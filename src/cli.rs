@@ -27,6 +27,11 @@ pub enum Command {
     Receiver(ReceiverArgs),
     /// Consumer-group member that delivers the webhooks to Segment as track events.
     Forwarder(ForwarderArgs),
+    /// Receiver and forwarder in one process, on an embedded in-memory broker unless --brokers is
+    /// given. For trying it and local development only.
+    Standalone(StandaloneArgs),
+    /// Prints the Segment event each GWEN webhook becomes, one JSON object a line.
+    Transform(TransformArgs),
     /// A local Segment-compatible server that records what it receives, for tests and demos.
     Capture(CaptureArgs),
 }
@@ -37,9 +42,10 @@ fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
 
 #[derive(Args, Clone)]
 pub struct KafkaArgs {
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
-    pub brokers: String,
+    /// Kafka bootstrap servers, comma-separated host:port [default: localhost:9092; standalone:
+    /// an embedded in-memory broker].
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub brokers: Option<String>,
 
     /// Raw librdkafka property KEY=VALUE, for tuning; repeatable. The settings delivery depends on
     /// (acks, enable.idempotence, enable.auto.commit, enable.auto.offset.store, isolation.level,
@@ -81,8 +87,12 @@ pub struct KafkaArgs {
     pub topic_partitions: i32,
 }
 
+/// Brokers of `receiver` and `forwarder` when none are given.
+pub const DEFAULT_BROKERS: &str = "localhost:9092";
+
 impl KafkaArgs {
-    pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
+    /// Builds the client settings for `brokers`, which overrides `--brokers`.
+    pub fn settings_for(&self, brokers: &str) -> Result<KafkaSettings, OptionError> {
         let options = self
             .kafka_options
             .iter()
@@ -90,7 +100,7 @@ impl KafkaArgs {
             .map(|option| parse_option(option))
             .collect::<Result<_, _>>()?;
         Ok(KafkaSettings {
-            brokers: self.brokers.clone(),
+            brokers: brokers.to_string(),
             security_protocol: self.kafka_security_protocol.clone(),
             sasl_mechanism: self.kafka_sasl_mechanism.clone(),
             sasl_username: self.kafka_sasl_username.clone(),
@@ -98,6 +108,11 @@ impl KafkaArgs {
             ssl_ca_location: self.kafka_ssl_ca_location.clone(),
             options,
         })
+    }
+
+    /// Builds the client settings for `--brokers`, or localhost when none are given.
+    pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
+        self.settings_for(self.brokers.as_deref().unwrap_or(DEFAULT_BROKERS))
     }
 
     pub fn topic_policy(&self) -> TopicPolicy {
@@ -113,17 +128,57 @@ pub struct ReceiverArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// Kafka topic the webhooks are written to.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub receiver: ReceiverOptions,
+}
+
+#[derive(Args)]
+pub struct ForwarderArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub forwarder: ForwarderOptions,
+}
+
+#[derive(Args)]
+pub struct StandaloneArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub receiver: ReceiverOptions,
+
+    #[command(flatten)]
+    pub forwarder: ForwarderOptions,
+}
+
+/// Options of every long-running command.
+#[derive(Args)]
+pub struct CommonArgs {
+    /// Kafka topic of the webhooks.
     #[arg(long, env = "GWEN_TOPIC", default_value = "gwen.webhooks")]
     pub topic: String,
-
-    /// Address for webhooks.
-    #[arg(long, env = "GWEN_LISTEN", default_value = "0.0.0.0:8080")]
-    pub listen: SocketAddr,
 
     /// Address for /healthz and /readyz.
     #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
+}
+
+#[derive(Args)]
+pub struct ReceiverOptions {
+    /// Address for webhooks.
+    #[arg(long, env = "GWEN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
 
     /// Accepted webhook keys, comma-separated; several may be active at once, for rotation.
     #[arg(
@@ -152,14 +207,7 @@ pub struct ReceiverArgs {
 }
 
 #[derive(Args)]
-pub struct ForwarderArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-
-    /// Kafka topic the webhooks are read from.
-    #[arg(long, env = "GWEN_TOPIC", default_value = "gwen.webhooks")]
-    pub topic: String,
-
+pub struct ForwarderOptions {
     /// Kafka topic for messages that cannot be delivered.
     #[arg(long, env = "GWEN_DLQ_TOPIC", default_value = "gwen.webhooks.dlq")]
     pub dlq_topic: String,
@@ -168,15 +216,12 @@ pub struct ForwarderArgs {
     #[arg(long, env = "GWEN_GROUP_ID", default_value = "gwen-segment")]
     pub group_id: String,
 
-    /// Address for /healthz and /readyz.
-    #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
-
     /// Segment API base URL; EU workspaces use https://events.eu1.segmentapis.com.
     #[arg(long, env = "SEGMENT_URL", default_value = "https://api.segment.io")]
     pub segment_url: String,
 
     /// Write key of the Segment source; prefer the environment variable over the flag.
+    /// `standalone` without one prints the batches to stdout instead of sending them.
     #[arg(long, env = "SEGMENT_WRITE_KEY", hide_env_values = true)]
     pub segment_write_key: Option<Secret>,
 
@@ -192,7 +237,7 @@ pub struct ForwarderArgs {
     #[arg(long, env = "GWEN_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = duration)]
     pub retry_max_backoff: Duration,
 
-    /// Received but unfinished bytes held before fetching pauses.
+    /// Received but unfinished bytes held in memory before fetching pauses.
     #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
 
@@ -200,6 +245,13 @@ pub struct ForwarderArgs {
     #[arg(long, env = "GWEN_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
     pub shutdown_timeout: Duration,
 
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+}
+
+/// Options of the mapping, shared by `forwarder`, `standalone` and `transform`.
+#[derive(Args)]
+pub struct MappingArgs {
     /// Text mixed into every messageId; give two deployments fed the same webhooks different ones.
     #[arg(long, env = "GWEN_MESSAGE_ID_NAMESPACE", default_value = "")]
     pub message_id_namespace: String,
@@ -207,6 +259,20 @@ pub struct ForwarderArgs {
     /// Handling of webhook types GWEN does not document.
     #[arg(long, env = "GWEN_UNKNOWN_TYPES", value_enum, default_value_t = UnknownTypes::Forward)]
     pub unknown_types: UnknownTypes,
+}
+
+#[derive(Args)]
+pub struct TransformArgs {
+    /// File of GWEN webhooks: a JSON object, an array, or JSON lines; `-` is stdin.
+    #[arg(default_value = "-")]
+    pub input: PathBuf,
+
+    /// Receive time used when a webhook has no usable timestamp, RFC 3339 [default: now].
+    #[arg(long, env = "GWEN_RECEIVED_AT")]
+    pub received_at: Option<String>,
+
+    #[command(flatten)]
+    pub mapping: MappingArgs,
 }
 
 #[derive(Args)]

@@ -14,3 +14,4 @@ pub mod receiver;
 pub mod secret;
 pub mod segment;
 pub mod service;
+pub mod transform;

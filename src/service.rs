@@ -37,9 +37,7 @@ pub struct ForwarderOptions {
     pub topics: TopicPolicy,
     pub group_id: String,
     pub dlq_topic: String,
-    pub segment_url: String,
-    pub segment_write_key: Option<Secret>,
-    pub segment_timeout: Duration,
+    pub segment: SegmentClient,
     pub retry_max_backoff: Duration,
     pub config: ForwarderConfig,
 }
@@ -102,10 +100,6 @@ pub async fn run_forwarder(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let write_key = options.segment_write_key.ok_or_else(|| {
-        anyhow::anyhow!("no Segment write key; set --segment-write-key or SEGMENT_WRITE_KEY to the write key of your Segment source")
-    })?;
-    let segment = SegmentClient::new(&options.segment_url, write_key, options.segment_timeout)?;
     let backoff = Backoff {
         initial: INITIAL_BACKOFF,
         max: options.retry_max_backoff,
@@ -127,9 +121,9 @@ pub async fn run_forwarder(
         forwarder::consumer_config(&options.kafka, &options.group_id)
             .create_with_context(context)
             .context("cannot create the Kafka consumer")?;
-    info!(%topic, group_id = %options.group_id, segment_url = %options.segment_url, "forwarder connecting");
+    info!(%topic, group_id = %options.group_id, segment = %options.segment, "forwarder connecting");
 
-    let delivery = Delivery::new(segment, backoff, health);
+    let delivery = Delivery::new(options.segment, backoff, health);
     let dlq = DlqWriter::new(dlq_producer.clone(), options.dlq_topic, backoff);
     forwarder::run(
         Arc::new(consumer),
@@ -156,6 +150,28 @@ async fn flush(producer: &FutureProducer, name: &'static str) {
         }
         Err(error) => warn!(producer = name, error = %error, "producer flush did not run"),
     }
+}
+
+/// Runs the receiver and the forwarder in one process, sharing one shutdown: when one fails, the
+/// other stops too.
+pub async fn run_standalone(
+    receiver: ReceiverOptions,
+    forwarder: ForwarderOptions,
+    listener: TcpListener,
+    health: (Health, Health),
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let stop_on_error = |result: anyhow::Result<()>| {
+        if result.is_err() {
+            shutdown.cancel();
+        }
+        result
+    };
+    let (received, forwarded) = tokio::join!(
+        async { stop_on_error(run_receiver(receiver, listener, health.0, shutdown.clone()).await) },
+        async { stop_on_error(run_forwarder(forwarder, health.1, shutdown.clone()).await) },
+    );
+    received.and(forwarded)
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

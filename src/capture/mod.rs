@@ -44,7 +44,7 @@ pub struct Capture {
     write_key: Option<Secret>,
     output: Mutex<Box<dyn Write + Send>>,
     keep_in_memory: bool,
-    events: Mutex<Vec<serde_json::Value>>,
+    events: Mutex<Vec<String>>,
     requests: Mutex<u64>,
     pub script: Script,
 }
@@ -63,6 +63,14 @@ impl Capture {
 
     /// The events accepted so far, when kept in memory.
     pub fn events(&self) -> Vec<serde_json::Value> {
+        let raw = lock(&self.events);
+        raw.iter()
+            .filter_map(|event| serde_json::from_str(event).ok())
+            .collect()
+    }
+
+    /// The events accepted so far as the bytes they arrived as, when kept in memory.
+    pub fn raw_events(&self) -> Vec<String> {
         lock(&self.events).clone()
     }
 
@@ -228,12 +236,7 @@ impl Capture {
         drop(output);
 
         if self.keep_in_memory {
-            let mut kept = lock(&self.events);
-            for event in events {
-                if let Ok(value) = serde_json::from_str(event.get()) {
-                    kept.push(value);
-                }
-            }
+            lock(&self.events).extend(events.iter().map(|event| event.get().to_string()));
         }
         Ok(())
     }

@@ -22,10 +22,18 @@ pub struct BatchEncoder {
 }
 
 impl BatchEncoder {
-    pub fn new(write_key: &Secret) -> Self {
-        let key = serde_json::to_string(write_key.expose()).unwrap_or_else(|_| "\"\"".to_string());
+    /// An encoder that writes `writeKey` into every body, or leaves it out when `None`.
+    pub fn new(write_key: Option<&Secret>) -> Self {
+        let suffix = match write_key {
+            Some(key) => {
+                let key =
+                    serde_json::to_string(key.expose()).unwrap_or_else(|_| "\"\"".to_string());
+                format!(",\"writeKey\":{key}}}")
+            }
+            None => "}".to_string(),
+        };
         BatchEncoder {
-            write_key_suffix: format!(",\"writeKey\":{key}}}").into_bytes(),
+            write_key_suffix: suffix.into_bytes(),
         }
     }
 
@@ -63,7 +71,7 @@ mod tests {
 
     #[test]
     fn encoded_batch_is_json_with_write_key() {
-        let encoder = BatchEncoder::new(&Secret::new("key\"1"));
+        let encoder = BatchEncoder::new(Some(&Secret::new("key\"1")));
         let body = encoder.encode([br#"{"a":1}"#.as_slice(), br#"{"b":2}"#.as_slice()]);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["batch"], serde_json::json!([{"a": 1}, {"b": 2}]));
@@ -72,8 +80,16 @@ mod tests {
     }
 
     #[test]
+    fn batch_without_write_key_omits_it() {
+        let body = BatchEncoder::new(None).encode([br#"{"a":1}"#.as_slice()]);
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["batch"], serde_json::json!([{"a": 1}]));
+        assert!(value.get("writeKey").is_none());
+    }
+
+    #[test]
     fn body_bytes_predicts_encoded_size() {
-        let encoder = BatchEncoder::new(&Secret::new("write-key"));
+        let encoder = BatchEncoder::new(Some(&Secret::new("write-key")));
         let events = [
             br#"{"a":1}"#.as_slice(),
             br#"{"bb":22}"#.as_slice(),

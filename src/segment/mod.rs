@@ -33,12 +33,22 @@ pub enum SegmentConfigError {
     Client(#[from] reqwest::Error),
 }
 
-/// Sends batch bodies to `{segment-url}/v1/batch` with the write key as Basic auth user.
+/// Sends batch bodies to `{segment-url}/v1/batch` with the write key as Basic auth user, or
+/// prints them to stdout.
 #[derive(Clone)]
 pub struct SegmentClient {
-    http: reqwest::Client,
-    batch_url: reqwest::Url,
-    write_key: Secret,
+    transport: Transport,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Http {
+        http: reqwest::Client,
+        batch_url: reqwest::Url,
+        write_key: Secret,
+    },
+    /// Prints each batch body as one line on stdout and takes it as delivered.
+    Stdout,
 }
 
 impl SegmentClient {
@@ -63,22 +73,42 @@ impl SegmentClient {
             .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(SegmentClient {
-            http,
-            batch_url,
-            write_key,
+            transport: Transport::Http {
+                http,
+                batch_url,
+                write_key,
+            },
         })
     }
 
+    /// A client that prints every batch to stdout instead of sending it, for trying the product
+    /// without a Segment source.
+    pub fn stdout() -> Self {
+        SegmentClient {
+            transport: Transport::Stdout,
+        }
+    }
+
     pub fn encoder(&self) -> BatchEncoder {
-        BatchEncoder::new(&self.write_key)
+        match &self.transport {
+            Transport::Http { write_key, .. } => BatchEncoder::new(Some(write_key)),
+            Transport::Stdout => BatchEncoder::new(None),
+        }
     }
 
     /// Sends one batch body and classifies the response. Network errors and timeouts are `Retry`.
     pub async fn send_batch(&self, body: Bytes) -> Verdict {
-        let request = self
-            .http
-            .post(self.batch_url.clone())
-            .basic_auth(self.write_key.expose(), Some(""))
+        let (http, batch_url, write_key) = match &self.transport {
+            Transport::Http {
+                http,
+                batch_url,
+                write_key,
+            } => (http, batch_url, write_key),
+            Transport::Stdout => return print_batch(&body),
+        };
+        let request = http
+            .post(batch_url.clone())
+            .basic_auth(write_key.expose(), Some(""))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
 
@@ -101,6 +131,35 @@ impl SegmentClient {
             text.truncate(cut);
         }
         classify(status, &headers, text)
+    }
+}
+
+impl std::fmt::Display for SegmentClient {
+    /// Shows where batches go: the batch URL, or stdout.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.transport {
+            Transport::Http { batch_url, .. } => write!(f, "{batch_url}"),
+            Transport::Stdout => f.write_str("stdout"),
+        }
+    }
+}
+
+fn print_batch(body: &[u8]) -> Verdict {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let printed = stdout
+        .write_all(body)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match printed {
+        Ok(()) => Verdict::Delivered,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot print the batch to stdout; retrying");
+            Verdict::Retry {
+                status: None,
+                after: None,
+            }
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use gwen_segment::kafka::{KafkaSettings, TopicPolicy};
 use gwen_segment::mapping::MappingConfig;
 use gwen_segment::receiver::ReceiverConfig;
 use gwen_segment::secret::Secret;
+use gwen_segment::segment::SegmentClient;
 use gwen_segment::service::{self, ForwarderOptions, ReceiverOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
@@ -202,9 +203,8 @@ pub fn forwarder_options(
         },
         group_id: group_id.to_string(),
         dlq_topic: dlq_topic.to_string(),
-        segment_url: segment_url.to_string(),
-        segment_write_key: Some(Secret::new(WRITE_KEY)),
-        segment_timeout: Duration::from_secs(10),
+        segment: SegmentClient::new(segment_url, Secret::new(WRITE_KEY), Duration::from_secs(10))
+            .unwrap(),
         retry_max_backoff: Duration::from_secs(1),
         config: ForwarderConfig {
             topic: topic.to_string(),
