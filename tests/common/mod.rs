@@ -46,8 +46,16 @@ pub fn kafka_settings() -> KafkaSettings {
     }
 }
 
+/// Sends the product's logs to the test's output, shown when a test fails.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,gwen_segment=debug"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 /// Fails the test, never skips it, when the broker does not respond.
 pub fn require_broker() {
+    init_logs();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
