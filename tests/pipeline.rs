@@ -311,7 +311,8 @@ async fn bad_messages_go_to_dlq_without_blocking_partition() {
     wait_until(
         Duration::from_secs(20),
         "partition 0 committed past the dead letters",
-        || committed_offsets(&group_id, &topic, 1).get(&0) == Some(&Some(good_offset + 1)),
+        // At least: the receiver's keyless record may land on partition 0 after the good one.
+        || committed_offsets(&group_id, &topic, 1)[&0] >= Some(good_offset + 1),
     )
     .await;
 
