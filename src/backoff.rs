@@ -10,6 +10,17 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// First retry delay of Segment requests and dead-letter writes.
+    pub const INITIAL: Duration = Duration::from_millis(200);
+
+    /// Delays from [`Backoff::INITIAL`] up to `max`.
+    pub fn up_to(max: Duration) -> Self {
+        Backoff {
+            initial: Self::INITIAL,
+            max,
+        }
+    }
+
     /// The delay before retry number `attempt` (0 for the first retry).
     pub fn delay(&self, attempt: u32) -> Duration {
         let ceiling = self

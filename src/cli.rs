@@ -237,8 +237,9 @@ pub struct ForwarderOptions {
     #[arg(long, env = "GWEN_RETRY_MAX_BACKOFF", default_value = "60s", value_parser = duration)]
     pub retry_max_backoff: Duration,
 
-    /// Received but unfinished bytes held in memory before fetching pauses.
-    #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    /// Bytes of received but unfinished messages (as received plus as events) held in memory
+    /// before fetching pauses.
+    #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
 
     /// Time allowed on SIGTERM to finish batches in flight before exiting (e.g. 20s).

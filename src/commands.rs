@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::StatusCode;
+use gwen_segment::backoff::Backoff;
 use gwen_segment::capture::{self, Capture, CaptureConfig, Failure, Script};
 use gwen_segment::forwarder::{BatchLimits, ForwarderConfig};
 use gwen_segment::health::Health;
@@ -90,7 +91,6 @@ fn forwarder_options(
         group_id: args.group_id.clone(),
         dlq_topic: args.dlq_topic.clone(),
         segment,
-        retry_max_backoff: args.retry_max_backoff,
         config: ForwarderConfig {
             topic: common.topic.clone(),
             mapping: mapping_config(&args.mapping),
@@ -102,6 +102,7 @@ fn forwarder_options(
             max_concurrent_batches: MAX_CONCURRENT_BATCHES,
             max_in_flight_bytes: args.max_in_flight_bytes,
             shutdown_timeout: args.shutdown_timeout,
+            retry: Backoff::up_to(args.retry_max_backoff),
         },
     }
 }

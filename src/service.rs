@@ -11,8 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
-use crate::forwarder::{self, Delivery, DlqWriter, ForwarderConfig, ForwarderContext};
+use crate::forwarder::{self, Clients, DlqWriter, ForwarderConfig, ForwarderContext};
 use crate::health::Health;
 use crate::kafka::{KafkaSettings, TopicPolicy, ensure_topics};
 use crate::receiver::{self, Authenticator, Receiver, ReceiverConfig};
@@ -21,8 +20,6 @@ use crate::segment::SegmentClient;
 
 /// Time the producers get to deliver what they still hold when the process stops.
 const PRODUCER_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-/// First retry delay of Segment requests and dead-letter writes.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 
 pub struct ReceiverOptions {
     pub kafka: KafkaSettings,
@@ -38,7 +35,6 @@ pub struct ForwarderOptions {
     pub group_id: String,
     pub dlq_topic: String,
     pub segment: SegmentClient,
-    pub retry_max_backoff: Duration,
     pub config: ForwarderConfig,
 }
 
@@ -100,11 +96,6 @@ pub async fn run_forwarder(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backoff = Backoff {
-        initial: INITIAL_BACKOFF,
-        max: options.retry_max_backoff,
-    };
-
     let topic = options.config.topic.clone();
     ensure_topics(
         &options.kafka,
@@ -123,18 +114,19 @@ pub async fn run_forwarder(
             .context("cannot create the Kafka consumer")?;
     info!(%topic, group_id = %options.group_id, segment = %options.segment, "forwarder connecting");
 
-    let delivery = Delivery::new(options.segment, backoff, health);
-    let dlq = DlqWriter::new(dlq_producer.clone(), options.dlq_topic, backoff);
-    forwarder::run(
-        Arc::new(consumer),
+    let clients = Clients {
+        consumer: Arc::new(consumer),
         rebalances,
-        delivery,
-        dlq,
-        options.config,
-        shutdown.cancelled_owned(),
-    )
-    .await
-    .context("forwarder failed")?;
+        segment: options.segment,
+        dlq: DlqWriter::new(
+            dlq_producer.clone(),
+            options.dlq_topic,
+            options.config.retry,
+        ),
+    };
+    forwarder::run(clients, options.config, health, shutdown.cancelled_owned())
+        .await
+        .context("forwarder failed")?;
 
     flush(&dlq_producer, "dead-letter").await;
     Ok(())

@@ -1,9 +1,10 @@
 //! The consumer's context: logs rebalances and passes them to the forwarder loop.
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
@@ -41,11 +42,19 @@ impl ClientContext for ForwarderContext {
 }
 
 impl ConsumerContext for ForwarderContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => {
                 let partitions = self.partitions(list);
-                info!(topic = %self.topic, ?partitions, "partitions revoked");
+                info!(topic = %self.topic, ?partitions, "partitions revoked; committing their finished offsets");
+                // The offsets stored so far cover only finished messages, so the next owner
+                // starts right after them. Unfinished batches are abandoned and sent again.
+                match consumer.commit_consumer_state(CommitMode::Sync) {
+                    Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                    Err(error) => {
+                        warn!(topic = %self.topic, ?partitions, error = %error, "offset commit on revocation failed; the next owner delivers those messages again")
+                    }
+                }
                 let _ = self.events.send(RebalanceEvent::Revoked(partitions));
             }
             Rebalance::Assign(_) => {}

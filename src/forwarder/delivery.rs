@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::partitions::PendingEvent;
@@ -24,8 +25,13 @@ pub struct Delivery {
     pub encoder: BatchEncoder,
     pub backoff: Backoff,
     pub health: Health,
+    /// Tells the forwarder loop which partitions wait on a retried request, so it pauses them.
+    retrying: mpsc::UnboundedSender<Vec<PartitionGeneration>>,
     halt_logged_at: Mutex<Option<Instant>>,
 }
+
+/// A partition as assigned at one time: its number and the generation of that assignment.
+pub type PartitionGeneration = (i32, u64);
 
 /// An event Segment refused on its own, with the answer that refused it.
 #[derive(Debug)]
@@ -47,15 +53,24 @@ enum Final {
 }
 
 impl Delivery {
-    pub fn new(segment: SegmentClient, backoff: Backoff, health: Health) -> Arc<Self> {
+    /// Returns the delivery and the receiver of its retry notices: each is the list of
+    /// partitions whose batch failed once and is being retried.
+    pub fn new(
+        segment: SegmentClient,
+        backoff: Backoff,
+        health: Health,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Vec<PartitionGeneration>>) {
         let encoder = segment.encoder();
-        Arc::new(Delivery {
+        let (retrying, notices) = mpsc::unbounded_channel();
+        let delivery = Delivery {
             segment,
             encoder,
             backoff,
             health,
+            retrying,
             halt_logged_at: Mutex::new(None),
-        })
+        };
+        (Arc::new(delivery), notices)
     }
 
     /// Sends the events until every one is acknowledged or rejected by Segment. Never gives up on
@@ -131,6 +146,15 @@ impl Delivery {
                     wait
                 }
             };
+            if attempt == 0 {
+                let mut partitions: Vec<PartitionGeneration> = events
+                    .iter()
+                    .map(|event| (event.partition, event.generation))
+                    .collect();
+                partitions.sort_unstable();
+                partitions.dedup();
+                let _ = self.retrying.send(partitions);
+            }
             tokio::time::sleep(wait).await;
             attempt = attempt.saturating_add(1);
         }

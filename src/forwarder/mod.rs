@@ -23,14 +23,15 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 pub use context::{ForwarderContext, RebalanceEvent};
-pub use delivery::Delivery;
 pub use dlq::{DeadLetter, DlqWriter, dlq_producer_config};
 pub use partitions::BatchLimits;
 
+use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::kafka::{KafkaSettings, headers};
 use crate::mapping::{DlqKind, MappingConfig, map_webhook};
-use delivery::BatchOutcome;
+use crate::segment::SegmentClient;
+use delivery::{BatchOutcome, Delivery, PartitionGeneration};
 use partitions::{Partitions, PendingEvent};
 
 /// Bound of librdkafka's prefetch queue per partition, so fetched but unprocessed data stays small.
@@ -47,6 +48,17 @@ pub struct ForwarderConfig {
     /// partition gets an equal share, but never less than two batches' worth.
     pub max_in_flight_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// Delays between retries of Segment requests and dead-letter writes.
+    pub retry: Backoff,
+}
+
+/// The clients a forwarder works with, built by the caller.
+pub struct Clients {
+    pub consumer: Arc<StreamConsumer<ForwarderContext>>,
+    /// Partitions assigned and revoked, from the consumer's context.
+    pub rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
+    pub segment: SegmentClient,
+    pub dlq: Arc<DlqWriter>,
 }
 
 /// Builds the consumer settings the guarantees rest on. The forwarder alone stores offsets, only
@@ -81,22 +93,22 @@ enum Completion {
 /// On shutdown it stops fetching, lets unanswered batches finish within the shutdown timeout,
 /// commits what is finished and leaves the group.
 pub async fn run(
-    consumer: Arc<StreamConsumer<ForwarderContext>>,
-    rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
-    delivery: Arc<Delivery>,
-    dlq: Arc<DlqWriter>,
+    clients: Clients,
     config: ForwarderConfig,
+    health: Health,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    consumer.subscribe(&[&config.topic])?;
+    clients.consumer.subscribe(&[&config.topic])?;
     info!(topic = %config.topic, "forwarder started");
 
+    let (delivery, retry_notices) = Delivery::new(clients.segment, config.retry, health.clone());
     let mut forwarder = Forwarder {
-        consumer: consumer.clone(),
-        rebalances,
-        health: delivery.health.clone(),
+        consumer: clients.consumer,
+        rebalances: clients.rebalances,
+        retry_notices,
+        health,
         delivery,
-        dlq,
+        dlq: clients.dlq,
         config,
         partitions: Partitions::default(),
         tasks: FuturesUnordered::new(),
@@ -112,6 +124,7 @@ pub async fn run(
 struct Forwarder {
     consumer: Arc<StreamConsumer<ForwarderContext>>,
     rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
+    retry_notices: mpsc::UnboundedReceiver<Vec<PartitionGeneration>>,
     delivery: Arc<Delivery>,
     dlq: Arc<DlqWriter>,
     health: Health,
@@ -143,6 +156,7 @@ impl Forwarder {
                 () = &mut shutdown => break,
                 Some(completion) = self.tasks.next() => self.complete(completion),
                 Some(event) = self.rebalances.recv() => self.apply_rebalance(event),
+                Some(partitions) = self.retry_notices.recv() => self.mark_retrying(&partitions),
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         self.apply_rebalances();
@@ -249,7 +263,9 @@ impl Forwarder {
         let Some(state) = self.partitions.get_mut(partition) else {
             return;
         };
-        state.watermark.track(offset, payload.len());
+        // The message is held twice until it is finished: as received and as its event.
+        let event_bytes = mapped.as_ref().map_or(0, |event| event.json.len());
+        state.watermark.track(offset, payload.len() + event_bytes);
         let generation = state.generation;
 
         match mapped {
@@ -294,7 +310,19 @@ impl Forwarder {
         }));
     }
 
-    /// Pauses a partition whose unfinished bytes exceed its share, and resumes it below half.
+    /// Pauses fetching for partitions whose batch is being retried: their events cannot move
+    /// until it succeeds, so fetching more would only fill memory.
+    fn mark_retrying(&mut self, partitions: &[PartitionGeneration]) {
+        for &(partition, generation) in partitions {
+            if let Some(state) = self.partitions.current(partition, generation) {
+                state.retrying = true;
+                self.apply_backpressure(partition);
+            }
+        }
+    }
+
+    /// Pauses a partition while its batch is retried or its unfinished bytes exceed its share,
+    /// and resumes it when neither holds, with the bytes below half the share.
     fn apply_backpressure(&mut self, partition: i32) {
         let share = (self.config.max_in_flight_bytes / self.partitions.len().max(1))
             .max(2 * self.config.batch.max_bytes);
@@ -303,9 +331,9 @@ impl Forwarder {
         };
         let outstanding = state.watermark.outstanding_bytes();
 
-        let change = if !state.paused && outstanding > share {
+        let change = if !state.paused && (state.retrying || outstanding > share) {
             Some(true)
-        } else if state.paused && outstanding <= share / 2 {
+        } else if state.paused && !state.retrying && outstanding <= share / 2 {
             Some(false)
         } else {
             None
@@ -378,9 +406,12 @@ impl Forwarder {
 
     fn complete_batch(&mut self, outcome: BatchOutcome) {
         let mut rejected = outcome.rejected.into_iter().peekable();
+        let mut partitions = Vec::new();
         for (index, event) in outcome.events.into_iter().enumerate() {
             if let Some(state) = self.partitions.current(event.partition, event.generation) {
                 state.in_flight = false;
+                state.retrying = false;
+                partitions.push(event.partition);
             }
             match rejected.next_if(|r| r.index == index) {
                 Some(rejection) => {
@@ -396,6 +427,11 @@ impl Forwarder {
                 }
                 None => self.finish_message(event.partition, event.generation, event.offset),
             }
+        }
+
+        partitions.dedup();
+        for partition in partitions {
+            self.apply_backpressure(partition);
         }
     }
 

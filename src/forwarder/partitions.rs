@@ -44,6 +44,8 @@ pub struct PartitionState {
     pending_since: Option<Instant>,
     /// True while a request holding this partition's events is unanswered.
     pub in_flight: bool,
+    /// True while that request failed once and is being retried; fetching pauses meanwhile.
+    pub retrying: bool,
     pub watermark: Watermark,
     pub paused: bool,
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use gwen_segment::backoff::Backoff;
 use gwen_segment::capture::{Capture, CaptureConfig, Script};
 use gwen_segment::forwarder::{BatchLimits, ForwarderConfig};
 use gwen_segment::health::Health;
@@ -216,7 +217,6 @@ pub fn forwarder_options(
         dlq_topic: dlq_topic.to_string(),
         segment: SegmentClient::new(segment_url, Secret::new(WRITE_KEY), Duration::from_secs(10))
             .unwrap(),
-        retry_max_backoff: Duration::from_secs(1),
         config: ForwarderConfig {
             topic: topic.to_string(),
             mapping: MappingConfig::default(),
@@ -228,6 +228,7 @@ pub fn forwarder_options(
             max_concurrent_batches: 8,
             max_in_flight_bytes: 64 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),
+            retry: Backoff::up_to(Duration::from_secs(1)),
         },
     }
 }
