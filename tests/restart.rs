@@ -4,58 +4,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use gwen_segment::mapping::{MappingConfig, map_webhook};
-
-fn spawn_forwarder(topic: &str, dlq_topic: &str, group_id: &str, segment_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_gwen-segment"))
-        .arg("forwarder")
-        .args([
-            "--brokers",
-            &brokers(),
-            "--topic",
-            topic,
-            "--dlq-topic",
-            dlq_topic,
-            "--group-id",
-            group_id,
-        ])
-        .args([
-            "--segment-url",
-            segment_url,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--batch-linger",
-            "50ms",
-        ])
-        .args([
-            "--kafka-option",
-            &format!("session.timeout.ms={SESSION_TIMEOUT_MS}"),
-        ])
-        .args(["--kafka-option", "auto.commit.interval.ms=200"])
-        .env("SEGMENT_WRITE_KEY", WRITE_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cannot start the forwarder binary")
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success(), "cannot send SIGTERM to {pid}");
-    for _ in 0..300 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().unwrap();
-    panic!("the forwarder did not exit within 30 s of SIGTERM");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_forwarder_redelivers_same_message_ids() {
@@ -82,7 +34,7 @@ async fn killed_forwarder_redelivers_same_message_ids() {
         })
         .collect();
 
-    let mut first = spawn_forwarder(&topic, &dlq_topic, &group_id, &capture.url);
+    let mut first = spawn_forwarder(&topic, &dlq_topic, &group_id, &capture.url, &[]).await;
     wait_until(
         Duration::from_secs(60),
         "a request in flight at capture",
@@ -99,7 +51,7 @@ async fn killed_forwarder_redelivers_same_message_ids() {
     );
 
     capture.capture.script.set_latency(Duration::ZERO);
-    let mut second = spawn_forwarder(&topic, &dlq_topic, &group_id, &capture.url);
+    let mut second = spawn_forwarder(&topic, &dlq_topic, &group_id, &capture.url, &[]).await;
     wait_until(
         Duration::from_secs(60),
         "every event from the second forwarder",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -380,4 +381,86 @@ pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
         .find(|h| h.key == key)
         .and_then(|h| h.value)
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Returns a port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the forwarder binary as its own process, so a test can kill it, and waits until its
+/// admin endpoint responds (by then it handles SIGTERM).
+pub async fn spawn_forwarder(
+    topic: &str,
+    dlq_topic: &str,
+    group_id: &str,
+    segment_url: &str,
+    extra: &[&str],
+) -> Child {
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gwen-segment"))
+        .arg("forwarder")
+        .args([
+            "--brokers",
+            &brokers(),
+            "--topic",
+            topic,
+            "--dlq-topic",
+            dlq_topic,
+            "--group-id",
+            group_id,
+        ])
+        .args([
+            "--segment-url",
+            segment_url,
+            "--admin-listen",
+            &admin,
+            "--batch-linger",
+            "50ms",
+        ])
+        .args([
+            "--kafka-option",
+            &format!("session.timeout.ms={SESSION_TIMEOUT_MS}"),
+        ])
+        .args(["--kafka-option", "auto.commit.interval.ms=200"])
+        .args(extra)
+        .env("SEGMENT_WRITE_KEY", WRITE_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cannot start the forwarder binary");
+
+    let healthz = format!("http://{admin}/healthz");
+    for _ in 0..300 {
+        if reqwest::get(&healthz)
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the forwarder exited at start-up with {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the forwarder's admin endpoint did not respond within 30 s");
+}
+
+/// Sends SIGTERM and waits up to 30 s for the process to exit.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "cannot send SIGTERM to {pid}");
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("the forwarder did not exit within 30 s of SIGTERM");
 }
