@@ -189,7 +189,25 @@ pub struct ReceiverOptions {
     )]
     pub webhook_keys: Vec<Secret>,
 
-    /// Accept webhooks without credentials, when no key is configured.
+    /// Secrets for HMAC-SHA256 signatures of the body, comma-separated; several may be active at
+    /// once, for rotation.
+    #[arg(
+        long,
+        env = "GWEN_WEBHOOK_HMAC_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_hmac_secrets: Vec<Secret>,
+
+    /// Header carrying the HMAC signature: hex or base64, with or without a `sha256=` prefix.
+    #[arg(
+        long,
+        env = "GWEN_WEBHOOK_SIGNATURE_HEADER",
+        default_value = "X-Gwen-Signature"
+    )]
+    pub webhook_signature_header: String,
+
+    /// Accept webhooks without credentials, when no key or HMAC secret is configured.
     #[arg(long, env = "GWEN_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
 
@@ -204,6 +222,18 @@ pub struct ReceiverOptions {
     /// Time Kafka has to acknowledge a request's records before the receiver responds 503 (e.g. 5s).
     #[arg(long, env = "GWEN_PRODUCE_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub produce_timeout: Duration,
+
+    /// Time a client has to send its request headers before it is disconnected (e.g. 10s).
+    #[arg(long, env = "GWEN_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+
+    /// Time a client has to send its body once the headers arrived; slower ones get 408 (e.g. 30s).
+    #[arg(long, env = "GWEN_BODY_READ_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub body_read_timeout: Duration,
+
+    /// Requests handled at once; more get 503 with Retry-After.
+    #[arg(long, env = "GWEN_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
 }
 
 #[derive(Args)]

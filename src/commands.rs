@@ -13,7 +13,7 @@ use gwen_segment::kafka::{KafkaSettings, TopicPolicy};
 use gwen_segment::mapping::MappingConfig;
 use gwen_segment::receiver::ReceiverConfig;
 use gwen_segment::segment::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, SegmentClient};
-use gwen_segment::service::{self, ForwarderOptions, ReceiverOptions};
+use gwen_segment::service::{self, Credentials, ForwarderOptions, ReceiverOptions};
 use rdkafka::mocking::MockCluster;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,8 +65,15 @@ fn receiver_options(
             max_body_bytes: args.max_body_bytes,
             max_record_bytes: args.max_record_bytes,
             produce_timeout: args.produce_timeout,
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            max_concurrent_requests: args.max_concurrent_requests as usize,
         },
-        webhook_keys: args.webhook_keys.clone(),
+        credentials: Credentials {
+            webhook_keys: args.webhook_keys.clone(),
+            hmac_secrets: args.webhook_hmac_secrets.clone(),
+            signature_header: args.webhook_signature_header.clone(),
+        },
         allow_unauthenticated: args.allow_unauthenticated,
     }
 }

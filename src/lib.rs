@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod capture;
 pub mod forwarder;
 pub mod health;
+pub mod http_server;
 pub mod kafka;
 pub mod mapping;
 pub mod receiver;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderName;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::net::TcpListener;
@@ -25,8 +26,60 @@ pub struct ReceiverOptions {
     pub kafka: KafkaSettings,
     pub topics: TopicPolicy,
     pub config: ReceiverConfig,
-    pub webhook_keys: Vec<Secret>,
+    pub credentials: Credentials,
     pub allow_unauthenticated: bool,
+}
+
+/// What authenticates a webhook: any key, or an HMAC signature under any secret.
+#[derive(Clone)]
+pub struct Credentials {
+    pub webhook_keys: Vec<Secret>,
+    pub hmac_secrets: Vec<Secret>,
+    /// Header carrying the HMAC signature.
+    pub signature_header: String,
+}
+
+impl Credentials {
+    /// Webhook keys only, with the default signature header.
+    pub fn keys(webhook_keys: Vec<Secret>) -> Self {
+        Credentials {
+            webhook_keys,
+            hmac_secrets: Vec::new(),
+            signature_header: receiver::DEFAULT_SIGNATURE_HEADER.to_string(),
+        }
+    }
+
+    /// Checks the credentials and builds the authenticator, failing with the flag to fix.
+    fn authenticator(self, allow_unauthenticated: bool) -> anyhow::Result<Authenticator> {
+        if self.webhook_keys.is_empty() && self.hmac_secrets.is_empty() && !allow_unauthenticated {
+            anyhow::bail!(
+                "no webhook key or HMAC secret is configured; set --webhook-keys (GWEN_WEBHOOK_KEYS) or --webhook-hmac-secrets (GWEN_WEBHOOK_HMAC_SECRETS), or pass --allow-unauthenticated to accept unauthenticated webhooks"
+            );
+        }
+        if self.webhook_keys.iter().any(|key| key.expose().is_empty()) {
+            anyhow::bail!("--webhook-keys contains an empty key; remove the extra comma");
+        }
+        if self
+            .hmac_secrets
+            .iter()
+            .any(|secret| secret.expose().is_empty())
+        {
+            anyhow::bail!(
+                "--webhook-hmac-secrets contains an empty secret; remove the extra comma"
+            );
+        }
+        let header = HeaderName::try_from(self.signature_header.as_str()).with_context(|| {
+            format!("invalid --webhook-signature-header {:?}: use a header name such as X-Gwen-Signature", self.signature_header)
+        })?;
+
+        let authenticator = Authenticator::new(self.webhook_keys, self.hmac_secrets, header);
+        if authenticator.is_open() {
+            warn!(
+                "--allow-unauthenticated: anyone who can reach the receiver can write to the topic"
+            );
+        }
+        Ok(authenticator)
+    }
 }
 
 pub struct ForwarderOptions {
@@ -45,21 +98,9 @@ pub async fn run_receiver(
     health: Health,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    if options.webhook_keys.is_empty() && !options.allow_unauthenticated {
-        anyhow::bail!(
-            "no webhook key is configured; set --webhook-keys (GWEN_WEBHOOK_KEYS), or pass --allow-unauthenticated to accept unauthenticated webhooks"
-        );
-    }
-    if options
-        .webhook_keys
-        .iter()
-        .any(|key| key.expose().is_empty())
-    {
-        anyhow::bail!("--webhook-keys contains an empty key; remove the extra comma");
-    }
-    if options.webhook_keys.is_empty() {
-        warn!("--allow-unauthenticated: anyone who can reach the receiver can write to the topic");
-    }
+    let authenticator = options
+        .credentials
+        .authenticator(options.allow_unauthenticated)?;
 
     let topic = options.config.topic.clone();
     let producer: FutureProducer =
@@ -69,12 +110,12 @@ pub async fn run_receiver(
     ensure_topics(&options.kafka, &[&topic], options.topics).await?;
     health.set_started(true);
 
-    let receiver = Arc::new(Receiver {
-        config: options.config,
-        authenticator: Authenticator::new(options.webhook_keys),
-        producer: producer.clone(),
-        health: health.clone(),
-    });
+    let receiver = Arc::new(Receiver::new(
+        options.config,
+        authenticator,
+        producer.clone(),
+        health.clone(),
+    ));
     let stopping = health.clone();
     let stop = shutdown.clone();
     receiver::run(listener, receiver, async move {

@@ -17,7 +17,7 @@ use gwen_segment::health::Health;
 use gwen_segment::kafka::{KafkaSettings, TopicPolicy};
 use gwen_segment::mapping::{MappingConfig, map_webhook};
 use gwen_segment::secret::Secret;
-use gwen_segment::service::{self, ReceiverOptions};
+use gwen_segment::service::{self, Credentials, ReceiverOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -98,7 +98,7 @@ async fn broker_restart_never_acknowledges_unwritten_webhooks() {
             partitions: 6,
         },
         config,
-        webhook_keys: vec![Secret::new(WEBHOOK_KEY)],
+        credentials: Credentials::keys(vec![Secret::new(WEBHOOK_KEY)]),
         allow_unauthenticated: false,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

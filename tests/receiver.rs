@@ -224,12 +224,12 @@ async fn receiver_answers_503_when_kafka_does_not_acknowledge() {
         .unwrap();
     let health = Health::new("receiver");
     health.set_started(true);
-    let state = Arc::new(Receiver {
+    let state = Arc::new(Receiver::new(
         config,
-        authenticator: Authenticator::new(vec![Secret::new(WEBHOOK_KEY)]),
+        Authenticator::with_keys(vec![Secret::new(WEBHOOK_KEY)]),
         producer,
-        health: health.clone(),
-    });
+        health.clone(),
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/gwen", listener.local_addr().unwrap());
     tokio::spawn(receiver::run(listener, state, std::future::pending()));

@@ -1,39 +1,123 @@
-//! Webhook authentication: HTTP Basic (key as user name, empty password) or Bearer.
+//! Webhook authentication: HTTP Basic (key as user name, empty password), Bearer, or an
+//! HMAC-SHA256 signature of the decoded body. Any one configured method passing is enough.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 use crate::secret::Secret;
 
-/// The configured webhook keys; several may be active at once, for rotation.
+/// The configured credentials; several keys and secrets may be active at once, for rotation.
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Vec<Secret>,
+    hmac_secrets: Vec<Secret>,
+    signature_header: HeaderName,
+}
+
+/// The outcome of checking the headers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderCheck {
+    Passed,
+    /// No key matched, but an HMAC signature header is present: the body decides.
+    NeedsSignature,
+    Failed,
 }
 
 impl Authenticator {
-    /// `None` keys means every request is accepted (`--allow-unauthenticated`).
-    pub fn new(keys: Vec<Secret>) -> Self {
-        Authenticator { keys }
+    /// With neither keys nor HMAC secrets, every request is accepted (`--allow-unauthenticated`).
+    pub fn new(keys: Vec<Secret>, hmac_secrets: Vec<Secret>, signature_header: HeaderName) -> Self {
+        Authenticator {
+            keys,
+            hmac_secrets,
+            signature_header,
+        }
+    }
+
+    /// An authenticator with keys only, and the default signature header.
+    pub fn with_keys(keys: Vec<Secret>) -> Self {
+        Authenticator::new(
+            keys,
+            Vec::new(),
+            HeaderName::from_static(DEFAULT_SIGNATURE_HEADER),
+        )
     }
 
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.hmac_secrets.is_empty()
     }
 
-    /// True when the request carries one of the keys. Every key is compared in constant time.
-    pub fn authenticate(&self, headers: &HeaderMap) -> bool {
+    /// Checks the `Authorization` header against the keys, each compared in constant time.
+    pub fn check_headers(&self, headers: &HeaderMap) -> HeaderCheck {
         if self.is_open() {
-            return true;
+            return HeaderCheck::Passed;
         }
-        let Some(presented) = presented_key(headers) else {
+        let key_matches = presented_key(headers).is_some_and(|presented| {
+            self.keys.iter().fold(false, |matched, key| {
+                matched
+                    | constant_time_eq::constant_time_eq(
+                        presented.as_bytes(),
+                        key.expose().as_bytes(),
+                    )
+            })
+        });
+        if key_matches {
+            HeaderCheck::Passed
+        } else if !self.hmac_secrets.is_empty() && headers.contains_key(&self.signature_header) {
+            HeaderCheck::NeedsSignature
+        } else {
+            HeaderCheck::Failed
+        }
+    }
+
+    /// True when the signature header holds the HMAC-SHA256 of `body` under one of the secrets,
+    /// as hex or base64, with or without a `sha256=` prefix. Verification is constant time.
+    pub fn verify_signature(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let Some(signature) = headers
+            .get(&self.signature_header)
+            .and_then(|v| v.to_str().ok())
+        else {
             return false;
         };
-        self.keys.iter().fold(false, |matched, key| {
-            matched
-                | constant_time_eq::constant_time_eq(presented.as_bytes(), key.expose().as_bytes())
+        let Some(signature) = decode_signature(signature) else {
+            return false;
+        };
+        self.hmac_secrets.iter().fold(false, |matched, secret| {
+            let verified = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+                .map(|mac| mac.chain_update(body).verify_slice(&signature).is_ok())
+                .unwrap_or(false);
+            matched | verified
         })
     }
+}
+
+/// The header carrying HMAC signatures unless `--webhook-signature-header` names another.
+pub const DEFAULT_SIGNATURE_HEADER: &str = "x-gwen-signature";
+
+/// Decodes a signature given as 64 hex digits or as base64 (standard or URL-safe, padded or
+/// not), after an optional `sha256=` prefix.
+fn decode_signature(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    let text = match text.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("sha256=") => &text[7..],
+        _ => text,
+    };
+    if text.len() == 64
+        && let Ok(bytes) = hex::decode(text)
+    {
+        return Some(bytes);
+    }
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .filter(|bytes| bytes.len() == 32)
 }
 
 /// Extracts the key from `Authorization: Basic base64(key:)` or `Authorization: Bearer key`.
@@ -78,29 +162,97 @@ mod tests {
     }
 
     fn authenticator() -> Authenticator {
-        Authenticator::new(vec![Secret::new("old-key"), Secret::new("new-key")])
+        Authenticator::with_keys(vec![Secret::new("old-key"), Secret::new("new-key")])
+    }
+
+    fn passes(auth: &Authenticator, headers: &HeaderMap) -> bool {
+        auth.check_headers(headers) == HeaderCheck::Passed
+    }
+
+    fn signed(secret: &str, body: &[u8]) -> [u8; 32] {
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .unwrap()
+            .chain_update(body)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    fn hmac_authenticator() -> Authenticator {
+        Authenticator::new(
+            Vec::new(),
+            vec![Secret::new("secret-1"), Secret::new("secret-2")],
+            HeaderName::from_static(DEFAULT_SIGNATURE_HEADER),
+        )
+    }
+
+    fn with_signature(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            DEFAULT_SIGNATURE_HEADER,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn signature_in_every_encoding_passes() {
+        let body = br#"{"type":"a"}"#;
+        let digest = signed("secret-2", body);
+        let auth = hmac_authenticator();
+        for value in [
+            hex::encode(digest),
+            format!("sha256={}", hex::encode(digest)),
+            format!("SHA256={}", hex::encode_upper(digest)),
+            base64::engine::general_purpose::STANDARD.encode(digest),
+            format!(
+                "sha256={}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+            ),
+        ] {
+            let headers = with_signature(&value);
+            assert_eq!(
+                auth.check_headers(&headers),
+                HeaderCheck::NeedsSignature,
+                "{value}"
+            );
+            assert!(auth.verify_signature(&headers, body), "{value}");
+        }
+    }
+
+    #[test]
+    fn wrong_signature_fails() {
+        let body = br#"{"type":"a"}"#;
+        let auth = hmac_authenticator();
+        let other_secret = with_signature(&hex::encode(signed("other", body)));
+        assert!(!auth.verify_signature(&other_secret, body));
+        let other_body = with_signature(&hex::encode(signed("secret-1", b"{}")));
+        assert!(!auth.verify_signature(&other_body, body));
+        assert!(!auth.verify_signature(&with_signature("sha256=zz"), body));
+        assert!(!auth.verify_signature(&HeaderMap::new(), body));
+        assert_eq!(auth.check_headers(&HeaderMap::new()), HeaderCheck::Failed);
     }
 
     #[test]
     fn basic_with_any_active_key_passes() {
-        assert!(authenticator().authenticate(&headers(&basic("old-key:"))));
-        assert!(authenticator().authenticate(&headers(&basic("new-key:"))));
+        assert!(passes(&authenticator(), &headers(&basic("old-key:"))));
+        assert!(passes(&authenticator(), &headers(&basic("new-key:"))));
     }
 
     #[test]
     fn bearer_key_passes() {
-        assert!(authenticator().authenticate(&headers("Bearer new-key")));
-        assert!(authenticator().authenticate(&headers("bearer old-key")));
+        assert!(passes(&authenticator(), &headers("Bearer new-key")));
+        assert!(passes(&authenticator(), &headers("bearer old-key")));
     }
 
     #[test]
     fn wrong_or_missing_credentials_fail() {
         let auth = authenticator();
-        assert!(!auth.authenticate(&HeaderMap::new()));
-        assert!(!auth.authenticate(&headers(&basic("other:"))));
-        assert!(!auth.authenticate(&headers(&basic("new-key:password"))));
-        assert!(!auth.authenticate(&headers(&basic("new-key"))));
-        assert!(!auth.authenticate(&headers("Bearer new-key-2")));
-        assert!(!auth.authenticate(&headers("Digest new-key")));
+        assert!(!passes(&auth, &HeaderMap::new()));
+        assert!(!passes(&auth, &headers(&basic("other:"))));
+        assert!(!passes(&auth, &headers(&basic("new-key:password"))));
+        assert!(!passes(&auth, &headers(&basic("new-key"))));
+        assert!(!passes(&auth, &headers("Bearer new-key-2")));
+        assert!(!passes(&auth, &headers("Digest new-key")));
     }
 }

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::validate::check_json;
+
 /// One webhook of a request: its bytes as received and the Kafka key taken from `userId`.
 #[derive(Debug)]
 pub struct Record<'a> {
@@ -49,11 +51,6 @@ pub fn split_records(body: &[u8], max_record_bytes: usize) -> Result<Vec<Record<
         }
         None => return Err(BodyError::Invalid("the body is empty".into())),
     };
-    if let Some(position) = crate::mapping::find_lone_surrogate(text) {
-        return Err(BodyError::Invalid(format!(
-            "the body contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode"
-        )));
-    }
     if objects.is_empty() {
         return Err(BodyError::Invalid("the array contains no webhooks".into()));
     }
@@ -89,6 +86,7 @@ fn check_record(
         });
     }
 
+    check_json(text).map_err(|e| BodyError::Invalid(format!("webhook {index} is invalid: {e}")))?;
     let head: WebhookHead = serde_json::from_str(text).map_err(|e| {
         BodyError::Invalid(format!("webhook {index} is not a valid GWEN webhook: {e}"))
     })?;
@@ -201,6 +199,29 @@ mod tests {
     #[test]
     fn lone_surrogate_escape_rejected() {
         let body = r#"{"type":"a","name":"\ud800"}"#;
+        assert!(matches!(
+            split_records(body.as_bytes(), LIMIT),
+            Err(BodyError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn duplicate_keys_rejected() {
+        let body = r#"[{"type":"a"},{"type":"a","userId":"u1","userId":"u2"}]"#;
+        let error = split_records(body.as_bytes(), LIMIT).unwrap_err();
+        assert!(
+            error.to_string().contains("webhook 1") && error.to_string().contains("duplicate key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_rejected() {
+        let body = format!(
+            r#"{{"type":"a","state":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
         assert!(matches!(
             split_records(body.as_bytes(), LIMIT),
             Err(BodyError::Invalid(_))

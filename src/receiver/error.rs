@@ -12,6 +12,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     BadRequest(String),
     PayloadTooLarge(String),
+    RequestTimeout(String),
     Unavailable(String),
 }
 
@@ -26,6 +27,7 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail),
             ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "invalid_body", detail),
             ApiError::PayloadTooLarge(detail) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail),
+            ApiError::RequestTimeout(detail) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", detail),
             ApiError::Unavailable(detail) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail),
         };
 

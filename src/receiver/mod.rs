@@ -5,30 +5,31 @@ mod auth;
 mod body;
 mod error;
 mod produce;
+mod read;
+mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-pub use auth::Authenticator;
+pub use auth::{Authenticator, DEFAULT_SIGNATURE_HEADER, HeaderCheck};
 pub use body::{BodyError, Record, split_records};
 pub use error::ApiError;
 pub use produce::{ProduceError, producer_config};
 
 use crate::health::Health;
 use produce::{RequestHeaders, produce_all};
+use read::read_body;
 
-/// Time allowed to read a request body once the headers arrived.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `X-Request-Id` taken from a sender; longer ones are replaced by a generated id.
 const MAX_REQUEST_ID_CHARS: usize = 200;
 
@@ -38,14 +39,39 @@ pub struct ReceiverConfig {
     pub max_body_bytes: usize,
     pub max_record_bytes: usize,
     pub produce_timeout: Duration,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send its body once the headers arrived.
+    pub body_read_timeout: Duration,
+    /// Requests handled at once; more get 503 at once.
+    pub max_concurrent_requests: usize,
 }
 
 /// Everything a request handler needs.
 pub struct Receiver {
-    pub config: ReceiverConfig,
-    pub authenticator: Authenticator,
-    pub producer: FutureProducer,
-    pub health: Health,
+    config: ReceiverConfig,
+    authenticator: Authenticator,
+    producer: FutureProducer,
+    health: Health,
+    permits: Semaphore,
+}
+
+impl Receiver {
+    pub fn new(
+        config: ReceiverConfig,
+        authenticator: Authenticator,
+        producer: FutureProducer,
+        health: Health,
+    ) -> Self {
+        let permits = Semaphore::new(config.max_concurrent_requests);
+        Receiver {
+            config,
+            authenticator,
+            producer,
+            health,
+            permits,
+        }
+    }
 }
 
 pub fn router(receiver: Arc<Receiver>) -> Router {
@@ -63,9 +89,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, topic = %receiver.config.topic, "receiver listening");
-    axum::serve(listener, router(receiver))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let header_read_timeout = receiver.config.header_read_timeout;
+    crate::http_server::serve(listener, router(receiver), header_read_timeout, shutdown).await;
+    Ok(())
 }
 
 async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
@@ -91,8 +117,16 @@ impl Receiver {
                 "the receiver is shutting down; retry on another instance".into(),
             ));
         }
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return Err(ApiError::Unavailable(format!(
+                "more than --max-concurrent-requests ({}) requests at once; retry later",
+                self.config.max_concurrent_requests
+            )));
+        };
+
         let headers = request.headers();
-        if !self.authenticator.authenticate(headers) {
+        let header_check = self.authenticator.check_headers(headers);
+        if header_check == HeaderCheck::Failed {
             return Err(ApiError::Unauthorized);
         }
         let content_type = check_content_type(headers)?;
@@ -100,8 +134,19 @@ impl Receiver {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let headers = headers.clone();
 
-        let body = self.read_body(request).await?;
+        let body = read_body(
+            request,
+            self.config.max_body_bytes,
+            self.config.body_read_timeout,
+        )
+        .await?;
+        if header_check == HeaderCheck::NeedsSignature
+            && !self.authenticator.verify_signature(&headers, &body)
+        {
+            return Err(ApiError::Unauthorized);
+        }
         let records =
             split_records(&body, self.config.max_record_bytes).map_err(|error| match error {
                 BodyError::Invalid(detail) => ApiError::BadRequest(detail),
@@ -138,41 +183,6 @@ impl Receiver {
             Err(_) => Err(ApiError::Unavailable(format!(
                 "Kafka did not acknowledge the webhooks within {}",
                 humantime::format_duration(self.config.produce_timeout)
-            ))),
-        }
-    }
-
-    /// Reads the body, rejecting it with 413 as soon as it is known to exceed the limit:
-    /// from `Content-Length` before reading, else while reading.
-    async fn read_body(&self, request: Request) -> Result<bytes::Bytes, ApiError> {
-        let limit = self.config.max_body_bytes;
-        let too_large = || {
-            ApiError::PayloadTooLarge(format!("the body is over --max-body-bytes ({limit} bytes)"))
-        };
-
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            return Err(too_large());
-        }
-        if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING)
-            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
-        {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Encoding {encoding:?} is not supported; send the body uncompressed"
-            )));
-        }
-
-        let body = Body::new(request.into_body());
-        match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(_)) => Err(too_large()),
-            Err(_) => Err(ApiError::BadRequest(format!(
-                "the body was not received within {}",
-                humantime::format_duration(BODY_READ_TIMEOUT)
             ))),
         }
     }

@@ -18,7 +18,7 @@ use gwen_segment::mapping::MappingConfig;
 use gwen_segment::receiver::ReceiverConfig;
 use gwen_segment::secret::Secret;
 use gwen_segment::segment::SegmentClient;
-use gwen_segment::service::{self, ForwarderOptions, ReceiverOptions};
+use gwen_segment::service::{self, Credentials, ForwarderOptions, ReceiverOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -155,6 +155,9 @@ pub fn receiver_config(topic: &str) -> ReceiverConfig {
         max_body_bytes: 1_048_576,
         max_record_bytes: 900_000,
         produce_timeout: Duration::from_secs(5),
+        header_read_timeout: Duration::from_secs(10),
+        body_read_timeout: Duration::from_secs(30),
+        max_concurrent_requests: 1024,
     }
 }
 
@@ -170,7 +173,7 @@ pub async fn start_receiver_with(config: ReceiverConfig) -> ReceiverServer {
             partitions: 6,
         },
         config,
-        webhook_keys: vec![Secret::new(WEBHOOK_KEY)],
+        credentials: Credentials::keys(vec![Secret::new(WEBHOOK_KEY)]),
         allow_unauthenticated: false,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
