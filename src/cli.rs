@@ -259,6 +259,10 @@ pub struct ForwarderOptions {
     #[arg(long, env = "GWEN_BATCH_LINGER", default_value = "200ms", value_parser = duration)]
     pub batch_linger: Duration,
 
+    /// PEM file of extra CA certificates to trust for --segment-url, for a proxy with a private CA.
+    #[arg(long, env = "GWEN_SEGMENT_CA_FILE")]
+    pub segment_ca_file: Option<PathBuf>,
+
     /// Timeout of one Segment request (e.g. 30s).
     #[arg(long, env = "GWEN_SEGMENT_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub segment_timeout: Duration,
@@ -331,6 +335,14 @@ pub struct CaptureArgs {
     /// Retry-After sent with the scripted failures, in seconds.
     #[arg(long, env = "GWEN_RETRY_AFTER")]
     pub retry_after: Option<u64>,
+
+    /// PEM certificate chain to serve HTTPS with; needs --tls-key.
+    #[arg(long, env = "GWEN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "GWEN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Delay before every response (e.g. 500ms).
     #[arg(long, env = "GWEN_LATENCY", default_value = "0s", value_parser = duration)]

@@ -125,6 +125,7 @@ fn segment_client(args: &crate::cli::ForwarderOptions) -> anyhow::Result<Segment
         &args.segment_url,
         write_key,
         args.segment_timeout,
+        args.segment_ca_file.as_deref(),
     )?)
 }
 
@@ -299,6 +300,19 @@ async fn capture(args: CaptureArgs, shutdown: CancellationToken) -> anyhow::Resu
         script,
     });
     let listener = bind(args.listen, "--listen").await?;
-    capture::run(listener, Arc::clone(&capture), shutdown.cancelled_owned()).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => Some(
+            gwen_segment::http_server::tls_acceptor(certificate, key)
+                .map_err(|e| anyhow::anyhow!("invalid --tls-cert or --tls-key: {e}"))?,
+        ),
+        _ => None,
+    };
+    capture::run(
+        listener,
+        Arc::clone(&capture),
+        tls,
+        shutdown.cancelled_owned(),
+    )
+    .await?;
     Ok(())
 }

@@ -37,6 +37,7 @@ async fn start() -> (Arc<Capture>, String, SharedOutput) {
     tokio::spawn(capture::run(
         listener,
         capture.clone(),
+        None,
         std::future::pending(),
     ));
     (capture, url, output)

@@ -18,6 +18,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
 pub use script::Script;
@@ -94,16 +95,28 @@ pub fn router(capture: Arc<Capture>) -> Router {
 }
 
 /// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes, over TLS when `tls` is given.
 pub async fn run(
     listener: TcpListener,
     capture: Arc<Capture>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    info!(address = %listener.local_addr()?, "capture listening");
-    axum::serve(listener, router(capture))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(address = %listener.local_addr()?, scheme, "capture listening");
+    crate::http_server::serve(
+        listener,
+        router(capture),
+        tls,
+        HEADER_READ_TIMEOUT,
+        shutdown,
+    )
+    .await;
+    Ok(())
 }
+
+/// Time a client has to send its request headers (and complete the TLS handshake).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 struct BatchBody<'a> {

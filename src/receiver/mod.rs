@@ -90,7 +90,14 @@ pub async fn run(
 ) -> std::io::Result<()> {
     info!(address = %listener.local_addr()?, topic = %receiver.config.topic, "receiver listening");
     let header_read_timeout = receiver.config.header_read_timeout;
-    crate::http_server::serve(listener, router(receiver), header_read_timeout, shutdown).await;
+    crate::http_server::serve(
+        listener,
+        router(receiver),
+        None,
+        header_read_timeout,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

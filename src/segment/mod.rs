@@ -3,6 +3,7 @@
 mod batch;
 mod response;
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +30,8 @@ pub enum SegmentConfigError {
     MalformedWriteKey,
     #[error("invalid --segment-url {url:?}: {reason}; use for example https://api.segment.io")]
     InvalidUrl { url: String, reason: String },
+    #[error("invalid --segment-ca-file {path}: {reason}; give a PEM file of CA certificates")]
+    InvalidCaFile { path: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -52,10 +55,13 @@ enum Transport {
 }
 
 impl SegmentClient {
+    /// A client for `segment_url`. `ca_file`, a PEM bundle, adds trusted roots for a private CA
+    /// (a proxy in front of Segment); the system roots stay trusted.
     pub fn new(
         segment_url: &str,
         write_key: Secret,
         request_timeout: Duration,
+        ca_file: Option<&Path>,
     ) -> Result<Self, SegmentConfigError> {
         validate_write_key(&write_key)?;
         let invalid = |reason: String| SegmentConfigError::InvalidUrl {
@@ -68,10 +74,23 @@ impl SegmentClient {
         }
         let batch_url = base.join("/v1/batch").map_err(|e| invalid(e.to_string()))?;
 
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(request_timeout)
-            .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let invalid_ca = |reason: String| SegmentConfigError::InvalidCaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| invalid_ca(e.to_string()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| invalid_ca(e.to_string()))?;
+            if roots.is_empty() {
+                return Err(invalid_ca("it holds no PEM certificate".into()));
+            }
+            builder = builder.tls_certs_merge(roots);
+        }
+        let http = builder.build()?;
         Ok(SegmentClient {
             transport: Transport::Http {
                 http,

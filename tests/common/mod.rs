@@ -123,6 +123,7 @@ pub async fn start_capture() -> CaptureServer {
     tokio::spawn(gwen_segment::capture::run(
         listener,
         capture.clone(),
+        None,
         shutdown.clone().cancelled_owned(),
     ));
     CaptureServer {
@@ -219,8 +220,13 @@ pub fn forwarder_options(
         },
         group_id: group_id.to_string(),
         dlq_topic: dlq_topic.to_string(),
-        segment: SegmentClient::new(segment_url, Secret::new(WRITE_KEY), Duration::from_secs(10))
-            .unwrap(),
+        segment: SegmentClient::new(
+            segment_url,
+            Secret::new(WRITE_KEY),
+            Duration::from_secs(10),
+            None,
+        )
+        .unwrap(),
         config: ForwarderConfig {
             topic: topic.to_string(),
             mapping: MappingConfig::default(),
