@@ -1,4 +1,5 @@
-//! The admin endpoint: `/healthz` (the process runs) and `/readyz` (it should get traffic).
+//! The admin endpoint: `/healthz` (the process runs), `/readyz` (it should get traffic) and
+//! `/metrics` (Prometheus text).
 
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +15,7 @@ pub fn router(components: Vec<Health>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { crate::metrics::render() }))
         .with_state(components)
 }
 

@@ -19,6 +19,21 @@ use gwen_segment::secret::Secret;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "GWEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (e.g. `debug`, `info,gwen_segment=debug`); RUST_LOG, when set, wins.
+    #[arg(long, env = "GWEN_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -34,6 +49,13 @@ pub enum Command {
     Transform(TransformArgs),
     /// A local Segment-compatible server that records what it receives, for tests and demos.
     Capture(CaptureArgs),
+    /// Resets a consumer group's committed offsets to deliver webhooks again or skip them; a dry
+    /// run unless --execute is given.
+    Replay(crate::cli_ops::ReplayArgs),
+    /// Lists, shows and re-drives the records of the dead-letter topic.
+    Dlq(crate::cli_ops::DlqArgs),
+    /// Creates the main and dead-letter topics, or checks their settings.
+    Topics(crate::cli_ops::TopicsArgs),
 }
 
 fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
@@ -172,6 +194,11 @@ pub struct CommonArgs {
     /// Address for /healthz and /readyz.
     #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
+
+    /// Confluent-compatible Schema Registry: the receiver registers the webhook schema under
+    /// `<topic>-value` and frames values with its id; the forwarder checks the ids it reads.
+    #[arg(long, env = "GWEN_SCHEMA_REGISTRY_URL")]
+    pub schema_registry_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -245,6 +272,12 @@ pub struct ForwarderOptions {
     /// Consumer group; forwarders of one deployment share it.
     #[arg(long, env = "GWEN_GROUP_ID", default_value = "gwen-segment")]
     pub group_id: String,
+
+    /// For a group with no committed offsets: start at the first record at or after this time,
+    /// RFC 3339 (e.g. 2025-12-04T13:00:00Z), instead of the oldest retained one. Ignored once the
+    /// group has committed offsets.
+    #[arg(long, env = "GWEN_START_AT", value_parser = crate::cli_ops::parse_datetime)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Segment API base URL; EU workspaces use https://events.eu1.segmentapis.com.
     #[arg(long, env = "SEGMENT_URL", default_value = "https://api.segment.io")]

@@ -39,10 +39,31 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Forwarder(args) => forwarder(args, shutdown.clone()).await,
         Command::Standalone(args) => standalone(args, shutdown.clone()).await,
         Command::Capture(args) => capture(args, shutdown.clone()).await,
+        Command::Replay(args) => crate::commands_ops::replay(args, shutdown.clone()).await,
+        Command::Dlq(args) => crate::commands_ops::dlq(args, shutdown.clone()).await,
+        Command::Topics(args) => crate::commands_ops::topics(args, shutdown.clone()).await,
         Command::Transform(_) => Ok(()),
     };
     shutdown.cancel();
     result
+}
+
+/// The admin endpoint, served until this value is dropped at the end of the command, so
+/// `/readyz` keeps responding 503 while the process drains.
+struct AdminServer(CancellationToken);
+
+impl AdminServer {
+    fn start(listener: TcpListener, components: Vec<Health>) -> Self {
+        let stop = CancellationToken::new();
+        service::spawn_admin(listener, components, stop.clone());
+        AdminServer(stop)
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 async fn bind(address: std::net::SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
@@ -74,6 +95,7 @@ fn receiver_options(
             hmac_secrets: args.webhook_hmac_secrets.clone(),
             signature_header: args.webhook_signature_header.clone(),
         },
+        schema_registry_url: common.schema_registry_url.clone(),
         allow_unauthenticated: args.allow_unauthenticated,
     }
 }
@@ -98,6 +120,8 @@ fn forwarder_options(
         group_id: args.group_id.clone(),
         dlq_topic: args.dlq_topic.clone(),
         segment,
+        schema_registry_url: common.schema_registry_url.clone(),
+        start_at: args.start_at,
         config: ForwarderConfig {
             topic: common.topic.clone(),
             mapping: mapping_config(&args.mapping),
@@ -140,7 +164,7 @@ async fn receiver(args: ReceiverArgs, shutdown: CancellationToken) -> anyhow::Re
     let admin = bind(args.common.admin_listen, "--admin-listen").await?;
 
     let health = Health::new("receiver");
-    service::spawn_admin(admin, vec![health.clone()], shutdown.clone());
+    let _admin = AdminServer::start(admin, vec![health.clone()]);
     service::run_receiver(options, listener, health, shutdown).await
 }
 
@@ -156,7 +180,7 @@ async fn forwarder(args: ForwarderArgs, shutdown: CancellationToken) -> anyhow::
     let admin = bind(args.common.admin_listen, "--admin-listen").await?;
 
     let health = Health::new("forwarder");
-    service::spawn_admin(admin, vec![health.clone()], shutdown.clone());
+    let _admin = AdminServer::start(admin, vec![health.clone()]);
     service::run_forwarder(options, health, shutdown).await
 }
 
@@ -190,11 +214,7 @@ async fn standalone(args: StandaloneArgs, shutdown: CancellationToken) -> anyhow
     let admin = bind(args.common.admin_listen, "--admin-listen").await?;
 
     let health = (Health::new("receiver"), Health::new("forwarder"));
-    service::spawn_admin(
-        admin,
-        vec![health.0.clone(), health.1.clone()],
-        shutdown.clone(),
-    );
+    let _admin = AdminServer::start(admin, vec![health.0.clone(), health.1.clone()]);
     let result = service::run_standalone(receiver, forwarder, listener, health, shutdown).await;
     drop(embedded);
     result

@@ -16,6 +16,7 @@ use crate::forwarder::{self, Clients, DlqWriter, ForwarderConfig, ForwarderConte
 use crate::health::Health;
 use crate::kafka::{KafkaSettings, TopicPolicy, ensure_topics};
 use crate::receiver::{self, Authenticator, Receiver, ReceiverConfig};
+use crate::registry::SchemaRegistry;
 use crate::secret::Secret;
 use crate::segment::SegmentClient;
 
@@ -28,6 +29,8 @@ pub struct ReceiverOptions {
     pub config: ReceiverConfig,
     pub credentials: Credentials,
     pub allow_unauthenticated: bool,
+    /// With a Schema Registry, values are framed with the webhook schema's id.
+    pub schema_registry_url: Option<String>,
 }
 
 /// What authenticates a webhook: any key, or an HMAC signature under any secret.
@@ -88,6 +91,10 @@ pub struct ForwarderOptions {
     pub group_id: String,
     pub dlq_topic: String,
     pub segment: SegmentClient,
+    /// A Confluent-compatible Schema Registry to check framed values' schema ids against.
+    pub schema_registry_url: Option<String>,
+    /// Where a group with no committed offsets starts, instead of the oldest retained record.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     pub config: ForwarderConfig,
 }
 
@@ -110,12 +117,16 @@ pub async fn run_receiver(
     ensure_topics(&options.kafka, &[&topic], options.topics).await?;
     health.set_started(true);
 
-    let receiver = Arc::new(Receiver::new(
+    let mut receiver = Receiver::new(
         options.config,
         authenticator,
         producer.clone(),
         health.clone(),
-    ));
+    );
+    if let Some(url) = &options.schema_registry_url {
+        receiver = receiver.with_registry(Arc::new(SchemaRegistry::new(url)));
+    }
+    let receiver = Arc::new(receiver);
     let stopping = health.clone();
     let stop = shutdown.clone();
     receiver::run(listener, receiver, async move {
@@ -144,6 +155,12 @@ pub async fn run_forwarder(
         options.topics,
     )
     .await?;
+    if let Some(start_at) = options.start_at {
+        // Commits the offsets at that time for a new group before this member subscribes.
+        crate::ops::start_at::apply_start_at(&options.kafka, &options.group_id, &topic, start_at)
+            .await
+            .context("cannot apply --start-at")?;
+    }
 
     let dlq_producer: FutureProducer = forwarder::dlq_producer_config(&options.kafka)
         .create()
@@ -164,6 +181,10 @@ pub async fn run_forwarder(
             options.dlq_topic,
             options.config.retry,
         ),
+        registry: options
+            .schema_registry_url
+            .as_deref()
+            .map(|url| Arc::new(SchemaRegistry::new(url))),
     };
     forwarder::run(clients, options.config, health, shutdown.cancelled_owned())
         .await

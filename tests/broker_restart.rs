@@ -100,6 +100,7 @@ async fn broker_restart_never_acknowledges_unwritten_webhooks() {
         config,
         credentials: Credentials::keys(vec![Secret::new(WEBHOOK_KEY)]),
         allow_unauthenticated: false,
+        schema_registry_url: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/gwen", listener.local_addr().unwrap());

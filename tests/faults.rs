@@ -376,3 +376,57 @@ async fn member_killed_during_load_loses_no_message_id() {
     }
     receiver.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_partition_resumes_after_moving_back() {
+    require_broker();
+    let topic = unique("faults-pause-move");
+    let dlq_topic = unique("dlq");
+    let group_id = unique("group");
+    let capture = start_capture().await;
+    capture.capture.script.fail_next(
+        Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
+        },
+        u64::MAX,
+    );
+    let receiver = start_receiver(&topic).await;
+    let webhooks = webhooks("pause", 3_000, 200);
+    post_all(&receiver.url, &webhooks, 100).await;
+
+    // The first member pauses its partitions while Segment fails; a second member takes some of
+    // them and gives them back when it stops.
+    let first = start_forwarder(forwarder_options(
+        &topic,
+        &dlq_topic,
+        &group_id,
+        &capture.url,
+    ))
+    .await;
+    wait_until(Duration::from_secs(30), "retries", || {
+        capture.capture.request_count() >= 3
+    })
+    .await;
+    let second = start_forwarder(forwarder_options(
+        &topic,
+        &dlq_topic,
+        &group_id,
+        &capture.url,
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    second.stop().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    capture.capture.script.recover();
+    let expected = message_ids(&webhooks);
+    wait_until(
+        Duration::from_secs(60),
+        "every event on the remaining member",
+        || delivered_ids(&capture) == expected,
+    )
+    .await;
+    first.stop().await;
+    receiver.shutdown.cancel();
+}

@@ -33,6 +33,7 @@ async fn start(config: ReceiverConfig) -> (String, String) {
         },
         config,
         allow_unauthenticated: false,
+        schema_registry_url: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();

@@ -377,3 +377,85 @@ async fn rejected_event_dead_lettered_rest_delivered_in_order() {
 
     forwarder.stop().await;
 }
+
+/// Reads one sample's value from Prometheus text, summing over label sets that contain `labels`.
+fn sample(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_deliveries_and_dead_letters() {
+    require_broker();
+    let topic = unique("pipeline-metrics");
+    let capture = start_capture().await;
+    let receiver = start_receiver(&topic).await;
+    let forwarder = start_forwarder(forwarder_options(
+        &topic,
+        &unique("dlq"),
+        &unique("group"),
+        &capture.url,
+    ))
+    .await;
+    let before = gwen_segment::metrics::render();
+
+    post_ok(&receiver.url, &fixture("batch.json")).await;
+    post_ok(&receiver.url, r#"{"type":"wallet_update"}"#).await;
+    assert_eq!(post(&receiver.url, "not json").await.status(), 400);
+    wait_until(Duration::from_secs(30), "three events", || {
+        capture.capture.events().len() >= 3
+    })
+    .await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(gwen_segment::admin::run(
+        listener,
+        vec![forwarder.health.clone()],
+        std::future::pending(),
+    ));
+    let delta = |name: &str, labels: &str, text: &str| {
+        sample(text, name, labels) - sample(&before, name, labels)
+    };
+    let mut text = String::new();
+    for _ in 0..300 {
+        text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if delta("gwen_dlq_messages_total", "kind=\"missing_user_id\"", &text) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        delta("gwen_dlq_messages_total", "kind=\"missing_user_id\"", &text) >= 1.0,
+        "{text}"
+    );
+
+    // Other tests in this binary record into the same metrics, so the checks are lower bounds.
+    assert!(
+        delta("gwen_receiver_requests_total", "status=\"200\"", &text) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        delta("gwen_receiver_requests_total", "status=\"400\"", &text) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        delta("gwen_receiver_webhooks_accepted_total", "", &text) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        delta("gwen_forwarder_events_delivered_total", "", &text) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        delta("gwen_segment_requests_total", "class=\"2xx\"", &text) >= 1.0,
+        "{text}"
+    );
+    assert!(text.contains("gwen_forwarder_halted 0"), "{text}");
+    assert!(!text.contains("userId"), "a userId leaked into a label");
+
+    forwarder.stop().await;
+    receiver.shutdown.cancel();
+}

@@ -41,18 +41,18 @@ fn violations(schema: &Validator, instance: &Value) -> Vec<String> {
         .collect()
 }
 
-fn assert_valid(schema: &Validator, instance: &Value, what: &str) {
+fn assert_valid(schema: &Validator, instance: &Value, description: &str) {
     let violations = violations(schema, instance);
     assert!(
         violations.is_empty(),
-        "{what} violates the schema: {violations:#?}\ninstance: {instance}"
+        "{description} violates the schema: {violations:#?}\ninstance: {instance}"
     );
 }
 
-fn assert_invalid(schema: &Validator, instance: &Value, what: &str) {
+fn assert_invalid(schema: &Validator, instance: &Value, description: &str) {
     assert!(
         !schema.is_valid(instance),
-        "the schema accepts {what}: {instance}"
+        "the schema accepts {description}: {instance}"
     );
 }
 
@@ -92,7 +92,7 @@ fn fixture_webhooks() -> Vec<(String, Vec<u8>)> {
     webhooks
 }
 
-/// Webhooks at the edges of what the mapping handles; the receiver accepts each of them.
+/// Webhooks at the edges of what the mapping handles. The receiver accepts each of them.
 const EDGE_WEBHOOKS: [(&str, &str); 10] = [
     (
         "numeric userId",
@@ -245,8 +245,8 @@ fn webhook_schema_rejects_invalid_webhooks() {
         ),
         ("a numeric segmentId", json!({"type": "a", "segmentId": 5})),
     ];
-    for (what, webhook) in cases {
-        assert_invalid(&schema, &webhook, what);
+    for (description, webhook) in cases {
+        assert_invalid(&schema, &webhook, description);
     }
 }
 
@@ -308,6 +308,9 @@ fn other_user_id_type_accepted_by_receiver_only() {
     assert_eq!(rejection.kind, DlqKind::InvalidWebhook);
 }
 
+/// Change to a valid event that must make it invalid.
+type Mutation = fn(&mut Value);
+
 #[test]
 fn event_schema_rejects_invalid_events() {
     let schema = event_schema();
@@ -316,7 +319,7 @@ fn event_schema_rejects_invalid_events() {
     let valid: Value = serde_json::from_slice(&mapped.json).unwrap();
     assert_valid(&schema, &valid, "the unchanged event");
 
-    let mutations: [(&str, fn(&mut Value)); 16] = [
+    let mutations: [(&str, Mutation); 16] = [
         ("type identify", |e| e["type"] = json!("identify")),
         ("an empty event name", |e| e["event"] = json!("")),
         ("a numeric userId", |e| e["userId"] = json!(42)),
@@ -359,9 +362,9 @@ fn event_schema_rejects_invalid_events() {
             e["context"].as_object_mut().unwrap().remove("integration");
         }),
     ];
-    for (what, mutate) in mutations {
+    for (change, mutate) in mutations {
         let mut event = valid.clone();
         mutate(&mut event);
-        assert_invalid(&schema, &event, &format!("an event with {what}"));
+        assert_invalid(&schema, &event, &format!("an event with {change}"));
     }
 }

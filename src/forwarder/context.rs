@@ -1,12 +1,16 @@
 //! The consumer's context: logs rebalances and passes them to the forwarder loop.
 
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
+
+use crate::metrics::{label, metrics};
 
 /// A change of the partitions this member owns.
 #[derive(Debug)]
@@ -36,8 +40,60 @@ impl ForwarderContext {
 }
 
 impl ClientContext for ForwarderContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // librdkafka logs a reset caused by an error (offset out of range: the committed offset
+        // left the topic's retention) as a warning; the messages in between are never delivered.
+        if facility == "OFFSET"
+            && message.contains("offset reset")
+            && (level as i32) <= (RDKafkaLogLevel::Warning as i32)
+        {
+            metrics().offset_resets.inc();
+            error!(topic = %self.topic, detail = message, "offset reset: messages between the committed offset and the reset position are skipped");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         warn!(error = %error, reason, "Kafka client error");
+    }
+
+    /// Publishes the committed offset and the lag of each partition of the topic.
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let metrics = metrics();
+        for (partition, stats) in &topic.partitions {
+            // Partition -1 is librdkafka's internal unassigned partition; negative values mean unknown.
+            if *partition < 0 {
+                continue;
+            }
+            if stats.committed_offset >= 0 {
+                metrics
+                    .committed_offset
+                    .get_or_create(&label("partition", partition))
+                    .set(stats.committed_offset);
+            }
+            if stats.consumer_lag >= 0 {
+                metrics
+                    .consumer_lag
+                    .get_or_create(&label("partition", partition))
+                    .set(stats.consumer_lag);
+            }
+        }
     }
 }
 

@@ -121,20 +121,28 @@ impl Delivery {
 
             let wait = match verdict {
                 Verdict::Delivered => {
-                    self.health.set_halted(false);
+                    self.set_halted(false);
                     return Final::Delivered;
                 }
                 Verdict::Rejected { status, body } => {
-                    self.health.set_halted(false);
+                    self.set_halted(false);
                     return Final::Rejected { status, body };
                 }
                 Verdict::Halted { status } => {
-                    self.health.set_halted(true);
+                    self.set_halted(true);
                     self.log_halt(status);
                     self.backoff.delay(attempt)
                 }
                 Verdict::Retry { status, after } => {
-                    let wait = after.unwrap_or_else(|| self.backoff.delay(attempt));
+                    let wait = match after {
+                        // Honoured within the backoff's bounds: a zero or past Retry-After would
+                        // make a busy loop, a very long one is capped by --retry-max-backoff.
+                        Some(after) => after.clamp(
+                            self.backoff.initial,
+                            self.backoff.max.max(self.backoff.initial),
+                        ),
+                        None => self.backoff.delay(attempt),
+                    };
                     warn!(
                         status = status.map(|s| s.to_string()).unwrap_or_else(|| "network error".into()),
                         events = events.len(),
@@ -156,8 +164,14 @@ impl Delivery {
                 let _ = self.retrying.send(partitions);
             }
             tokio::time::sleep(wait).await;
+            crate::metrics::metrics().segment_retries.inc();
             attempt = attempt.saturating_add(1);
         }
+    }
+
+    fn set_halted(&self, halted: bool) {
+        self.health.set_halted(halted);
+        crate::metrics::metrics().halted.set(i64::from(halted));
     }
 
     fn log_halt(&self, status: u16) {

@@ -81,6 +81,7 @@ impl DlqWriter {
                     warn!(
                         topic = message.topic(), partition = message.partition(), offset = message.offset(),
                         kind = %letter.kind, reason = %letter.reason, dlq_topic = %self.topic,
+                        redriven_at = redriven_at(&message).unwrap_or_default(),
                         "message written to the dead-letter topic"
                     );
                     return;
@@ -107,7 +108,13 @@ fn dead_letter_headers(
 ) -> OwnedHeaders {
     let mut out = OwnedHeaders::new_with_capacity(message.headers().map_or(0, |h| h.count()) + 7);
     if let Some(original) = message.headers() {
+        // Every original header stays, `gwen-redriven-at` included: `dlq redrive` skips records
+        // that carry it, so a re-driven record that fails again is not re-driven in a loop.
+        // Dead-letter headers from an earlier failure are replaced by this one's.
         for header in original.iter() {
+            if header.key.starts_with(headers::DLQ_PREFIX) {
+                continue;
+            }
             out = out.insert(Header {
                 key: header.key,
                 value: header.value,
@@ -150,4 +157,64 @@ fn dead_letter_headers(
         });
     }
     out
+}
+
+/// Returns the `gwen-redriven-at` header of a message that `dlq redrive` wrote back.
+fn redriven_at(message: &OwnedMessage) -> Option<&str> {
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == headers::REDRIVEN_AT)
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    use super::*;
+
+    #[test]
+    fn dead_letter_headers_keep_redriven_at() {
+        let original = OwnedHeaders::new()
+            .insert(Header {
+                key: headers::RECEIVED_AT,
+                value: Some("2025-12-04T13:00:00.000Z"),
+            })
+            .insert(Header {
+                key: headers::REDRIVEN_AT,
+                value: Some("2025-12-05T08:00:00.000Z"),
+            })
+            .insert(Header {
+                key: headers::DLQ_KIND,
+                value: Some("segment_rejected"),
+            });
+        let message = OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            None,
+            "gwen.webhooks".to_string(),
+            Timestamp::NotAvailable,
+            2,
+            40,
+            Some(original),
+        );
+        let letter = DeadLetter {
+            kind: DlqKind::MissingUserId,
+            reason: "no userId".to_string(),
+            segment_status: None,
+        };
+
+        let written = dead_letter_headers(&message, &letter, "2025-12-05T09:00:00.000Z");
+        let value = |key: &str| -> Vec<String> {
+            written
+                .iter()
+                .filter(|h| h.key == key)
+                .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                .collect()
+        };
+        assert_eq!(value(headers::REDRIVEN_AT), ["2025-12-05T08:00:00.000Z"]);
+        assert_eq!(value(headers::RECEIVED_AT), ["2025-12-04T13:00:00.000Z"]);
+        assert_eq!(value(headers::DLQ_KIND), ["missing_user_id"]);
+        assert_eq!(redriven_at(&message), Some("2025-12-05T08:00:00.000Z"));
+    }
 }

@@ -6,6 +6,7 @@ mod delivery;
 mod dlq;
 mod offsets;
 mod partitions;
+mod schemas;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -30,9 +31,21 @@ use crate::backoff::Backoff;
 use crate::health::Health;
 use crate::kafka::{KafkaSettings, headers};
 use crate::mapping::{DlqKind, MappingConfig, map_webhook};
+use crate::metrics::{label, metrics};
+use crate::registry::SchemaRegistry;
 use crate::segment::SegmentClient;
 use delivery::{BatchOutcome, Delivery, PartitionGeneration};
 use partitions::{Partitions, PendingEvent};
+use schemas::{Gate, SchemaGate};
+
+/// Undocumented webhook types logged once each; beyond this many, no more are logged.
+const MAX_LOGGED_UNKNOWN_TYPES: usize = 100;
+
+/// How often the age of the oldest unfinished message is published.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often librdkafka reports statistics (committed offsets, lag), in milliseconds.
+const STATISTICS_INTERVAL_MS: &str = "10000";
 
 /// Bound of librdkafka's prefetch queue per partition, so fetched but unprocessed data stays small.
 const FETCH_QUEUE_KBYTES: &str = "16384";
@@ -59,6 +72,8 @@ pub struct Clients {
     pub rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     pub segment: SegmentClient,
     pub dlq: Arc<DlqWriter>,
+    /// Checks the schema ids of framed values; without it they are only unframed.
+    pub registry: Option<Arc<SchemaRegistry>>,
 }
 
 /// Builds the consumer settings the guarantees rest on. The forwarder alone stores offsets, only
@@ -73,7 +88,9 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
         .set("isolation.level", "read_committed")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("queued.max.messages.kbytes", FETCH_QUEUE_KBYTES)
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Statistics feed the committed offset and lag metrics.
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     config
 }
 
@@ -86,6 +103,11 @@ enum Completion {
         partition: i32,
         generation: u64,
         offset: i64,
+        kind: DlqKind,
+    },
+    SchemaChecked {
+        schema_id: u32,
+        verdict: Result<(), String>,
     },
 }
 
@@ -109,6 +131,7 @@ pub async fn run(
         health,
         delivery,
         dlq: clients.dlq,
+        schemas: SchemaGate::new(clients.registry, config.retry),
         config,
         partitions: Partitions::default(),
         tasks: FuturesUnordered::new(),
@@ -134,12 +157,14 @@ struct Forwarder {
     batches_in_flight: usize,
     /// Unknown webhook types already logged, so each is logged once.
     unknown_types: HashSet<String>,
+    schemas: SchemaGate,
 }
 
 impl Forwarder {
     async fn consume(&mut self, shutdown: impl Future<Output = ()>) {
         let consumer = self.consumer.clone();
         tokio::pin!(shutdown);
+        let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
         loop {
             self.apply_rebalances();
             self.dispatch(false);
@@ -154,6 +179,7 @@ impl Forwarder {
 
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = gauges.tick() => self.update_gauges(),
                 Some(completion) = self.tasks.next() => self.complete(completion),
                 Some(event) = self.rebalances.recv() => self.apply_rebalance(event),
                 Some(partitions) = self.retry_notices.recv() => self.mark_retrying(&partitions),
@@ -229,8 +255,15 @@ impl Forwarder {
     fn apply_rebalance(&mut self, event: RebalanceEvent) {
         match event {
             RebalanceEvent::Assigned(partitions) => {
-                for partition in partitions {
+                // A partition paused before it was revoked stays paused in librdkafka when it
+                // comes back; its new state starts unpaused, so resume it to match.
+                let mut list = TopicPartitionList::new();
+                for &partition in &partitions {
                     self.partitions.assign(partition);
+                    list.add_partition(&self.config.topic, partition);
+                }
+                if let Err(error) = self.consumer.resume(&list) {
+                    warn!(topic = %self.config.topic, ?partitions, error = %error, "cannot resume fetching for assigned partitions");
                 }
                 self.health.set_started(true);
             }
@@ -244,45 +277,87 @@ impl Forwarder {
         }
     }
 
-    /// Maps one message into a pending event, or starts its dead-letter write.
+    fn update_gauges(&self) {
+        let age = self
+            .partitions
+            .oldest_unfinished()
+            .map_or(0.0, |since| since.elapsed().as_secs_f64());
+        metrics().oldest_unfinished_seconds.set(age);
+    }
+
+    /// Takes one message in: tracks its offset, then maps it, dead-letters it, or holds it behind
+    /// the messages of its partition that wait for a schema id check.
     fn accept(&mut self, message: &BorrowedMessage<'_>) {
         let partition = message.partition();
         let offset = message.offset();
-        if self.partitions.get_mut(partition).is_none() {
+        let Some(state) = self.partitions.get_mut(partition) else {
             debug!(
                 partition,
                 offset,
                 "message for a partition not assigned here; it will be fetched again by its owner"
             );
             return;
-        }
-
-        let payload = message.payload().unwrap_or_default();
-        let mapped = map_webhook(payload, received_at(message), &self.config.mapping);
-        let owned = Arc::new(message.detach());
-        let Some(state) = self.partitions.get_mut(partition) else {
-            return;
         };
-        // The message is held twice until it is finished: as received and as its event.
-        let event_bytes = mapped.as_ref().map_or(0, |event| event.json.len());
-        state.watermark.track(offset, payload.len() + event_bytes);
+        let message = Arc::new(message.detach());
+        // Held twice until finished: as received and, about as large, as its event.
+        state
+            .watermark
+            .track(offset, 2 * message.payload().map_or(0, <[u8]>::len));
         let generation = state.generation;
+
+        if !state.waiting.is_empty() {
+            state.waiting.push_back(message);
+        } else if !self.process(&message, generation)
+            && let Some(state) = self.partitions.get_mut(partition)
+        {
+            state.waiting.push_back(message);
+        }
+        self.apply_backpressure(partition);
+    }
+
+    /// Maps a message into a pending event or starts its dead-letter write. Returns false, and
+    /// does nothing else, when the message must wait for its schema id to be checked.
+    fn process(&mut self, message: &Arc<OwnedMessage>, generation: u64) -> bool {
+        let (partition, offset) = (message.partition(), message.offset());
+        let payload = message.payload().unwrap_or_default();
+        let mapped = match self.schemas.check(payload) {
+            Gate::Map(json) => {
+                map_webhook(json, received_at(message.as_ref()), &self.config.mapping)
+            }
+            Gate::Reject(rejection) => Err(rejection),
+            Gate::Wait { lookup } => {
+                if let Some(lookup) = lookup {
+                    self.tasks.push(Box::pin(async move {
+                        let (schema_id, verdict) = lookup.await;
+                        Completion::SchemaChecked { schema_id, verdict }
+                    }));
+                }
+                return false;
+            }
+        };
 
         match mapped {
             Ok(event) => {
-                if !event.event_name.known
-                    && self.unknown_types.insert(event.event_name.name.to_string())
-                {
-                    info!(event = %event.event_name.name, partition, offset, "forwarding an undocumented GWEN webhook type");
+                if !event.event_name.known {
+                    self.note_unknown_type(&event.event_name.name, partition, offset);
                 }
-                debug!(partition, offset, message_id = %event.message_id, "event mapped");
-                state.push(PendingEvent {
+                debug!(
                     partition,
-                    generation,
                     offset,
-                    json: event.json,
-                    message: owned,
-                });
+                    message_id = %event.message_id,
+                    request_id = header_text(message.as_ref(), headers::REQUEST_ID).unwrap_or_default(),
+                    traceparent = header_text(message.as_ref(), headers::TRACEPARENT).unwrap_or_default(),
+                    "event mapped"
+                );
+                if let Some(state) = self.partitions.current(partition, generation) {
+                    state.push(PendingEvent {
+                        partition,
+                        generation,
+                        offset,
+                        json: event.json,
+                        message: message.clone(),
+                    });
+                }
             }
             Err(rejection) => {
                 let letter = DeadLetter {
@@ -290,21 +365,61 @@ impl Forwarder {
                     reason: rejection.reason,
                     segment_status: None,
                 };
-                self.dead_letter(owned, generation, letter);
+                self.dead_letter(message.clone(), generation, letter);
             }
         }
-        self.apply_backpressure(partition);
+        true
+    }
+
+    /// Logs each undocumented webhook type once, remembering at most `MAX_LOGGED_UNKNOWN_TYPES`.
+    fn note_unknown_type(&mut self, name: &str, partition: i32, offset: i64) {
+        if self.unknown_types.len() >= MAX_LOGGED_UNKNOWN_TYPES || self.unknown_types.contains(name)
+        {
+            return;
+        }
+        self.unknown_types.insert(name.to_string());
+        info!(
+            event = name,
+            partition, offset, "forwarding an undocumented GWEN webhook type"
+        );
+        if self.unknown_types.len() == MAX_LOGGED_UNKNOWN_TYPES {
+            warn!(
+                types = MAX_LOGGED_UNKNOWN_TYPES,
+                "many undocumented webhook types; further ones are not logged"
+            );
+        }
+    }
+
+    /// Processes, in offset order, the held messages whose schema ids are now checked.
+    fn release_waiting(&mut self) {
+        for partition in self.partitions.with_waiting() {
+            while let Some(state) = self.partitions.get_mut(partition) {
+                let Some(message) = state.waiting.front().cloned() else {
+                    break;
+                };
+                let generation = state.generation;
+                if !self.process(&message, generation) {
+                    break;
+                }
+                if let Some(state) = self.partitions.get_mut(partition) {
+                    state.waiting.pop_front();
+                }
+            }
+            self.apply_backpressure(partition);
+        }
     }
 
     fn dead_letter(&mut self, message: Arc<OwnedMessage>, generation: u64, letter: DeadLetter) {
         let partition = message.partition();
         let offset = message.offset();
+        let kind = letter.kind;
         let write = self.dlq.clone().write(message, letter);
         self.tasks.push(Box::pin(async move {
             write.await;
             Completion::DeadLettered {
                 partition,
                 generation,
+                kind,
                 offset,
             }
         }));
@@ -331,9 +446,10 @@ impl Forwarder {
         };
         let outstanding = state.watermark.outstanding_bytes();
 
-        let change = if !state.paused && (state.retrying || outstanding > share) {
+        let blocked = state.retrying || !state.waiting.is_empty();
+        let change = if !state.paused && (blocked || outstanding > share) {
             Some(true)
-        } else if state.paused && !state.retrying && outstanding <= share / 2 {
+        } else if state.paused && !blocked && outstanding <= share / 2 {
             Some(false)
         } else {
             None
@@ -383,6 +499,11 @@ impl Forwarder {
             };
 
             debug!(events = events.len(), "sending a batch to Segment");
+            let event_bytes = events.iter().map(|event| event.json.len()).sum();
+            metrics().batch_events.observe(events.len() as f64);
+            metrics()
+                .batch_bytes
+                .observe(encoder.body_bytes(event_bytes, events.len()) as f64);
             self.batches_in_flight += 1;
             let delivery = self.delivery.clone().deliver(events);
             self.tasks
@@ -400,7 +521,18 @@ impl Forwarder {
                 partition,
                 generation,
                 offset,
-            } => self.finish_message(partition, generation, offset),
+                kind,
+            } => {
+                metrics()
+                    .dlq_messages
+                    .get_or_create(&label("kind", kind))
+                    .inc();
+                self.finish_message(partition, generation, offset);
+            }
+            Completion::SchemaChecked { schema_id, verdict } => {
+                self.schemas.resolve(schema_id, verdict);
+                self.release_waiting();
+            }
         }
     }
 
@@ -425,7 +557,10 @@ impl Forwarder {
                     };
                     self.dead_letter(event.message, event.generation, letter);
                 }
-                None => self.finish_message(event.partition, event.generation, event.offset),
+                None => {
+                    metrics().events_delivered.inc();
+                    self.finish_message(event.partition, event.generation, event.offset);
+                }
             }
         }
 
@@ -462,17 +597,19 @@ impl Forwarder {
     }
 }
 
+/// Returns a record header as text, when present and UTF-8.
+fn header_text<'a, M: Message>(message: &'a M, key: &str) -> Option<&'a str> {
+    let headers = message.headers()?;
+    let header = headers.iter().find(|header| header.key == key)?;
+    std::str::from_utf8(header.value?).ok()
+}
+
 /// Returns the receive time of a message: the receiver's `gwen-received-at` header, else the record's
 /// Kafka timestamp, else now.
-fn received_at(message: &BorrowedMessage<'_>) -> DateTime<Utc> {
-    let from_header = message.headers().and_then(|headers| {
-        headers
-            .iter()
-            .find(|header| header.key == headers::RECEIVED_AT)
-            .and_then(|header| std::str::from_utf8(header.value?).ok())
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|time| time.with_timezone(&Utc))
-    });
+fn received_at(message: &impl Message) -> DateTime<Utc> {
+    let from_header = header_text(message, headers::RECEIVED_AT)
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|time| time.with_timezone(&Utc));
     from_header
         .or_else(|| {
             message

@@ -2,6 +2,7 @@
 //! acknowledged by Segment or written to the dead-letter topic, with no gap.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// The messages of one partition that were received and are not yet behind the commit position,
 /// in offset order.
@@ -16,6 +17,7 @@ struct Entry {
     offset: i64,
     bytes: usize,
     finished: bool,
+    received: Instant,
 }
 
 impl Watermark {
@@ -25,6 +27,7 @@ impl Watermark {
             offset,
             bytes,
             finished: false,
+            received: Instant::now(),
         });
         self.outstanding_bytes += bytes;
     }
@@ -46,6 +49,11 @@ impl Watermark {
             }
         }
         position
+    }
+
+    /// When the oldest message not yet behind the commit position arrived.
+    pub fn oldest(&self) -> Option<Instant> {
+        self.outstanding.front().map(|entry| entry.received)
     }
 
     /// Bytes of received messages not yet behind the commit position.

@@ -46,6 +46,8 @@ pub struct PartitionState {
     pub in_flight: bool,
     /// True while that request failed once and is being retried; fetching pauses meanwhile.
     pub retrying: bool,
+    /// Messages held, in offset order, until the schema id of the first one is checked.
+    pub waiting: VecDeque<Arc<OwnedMessage>>,
     pub watermark: Watermark,
     pub paused: bool,
 }
@@ -101,6 +103,23 @@ impl Partitions {
         self.states
             .get_mut(&partition)
             .filter(|state| state.generation == generation)
+    }
+
+    /// When the oldest unfinished message of any partition arrived.
+    pub fn oldest_unfinished(&self) -> Option<Instant> {
+        self.states
+            .values()
+            .filter_map(|state| state.watermark.oldest())
+            .min()
+    }
+
+    /// The partitions holding messages that wait for a schema id check.
+    pub fn with_waiting(&self) -> Vec<i32> {
+        self.states
+            .iter()
+            .filter(|(_, s)| !s.waiting.is_empty())
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     pub fn has_pending(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Kafka plumbing shared by the receiver and the forwarder: client settings, topics, headers.
 
+pub mod framing;
 mod settings;
 mod topics;
 
@@ -20,4 +21,10 @@ pub mod headers {
     pub const DLQ_SOURCE_OFFSET: &str = "gwen-dlq-source-offset";
     pub const DLQ_FAILED_AT: &str = "gwen-dlq-failed-at";
     pub const DLQ_SEGMENT_STATUS: &str = "gwen-dlq-segment-status";
+    /// Prefix of every header the forwarder adds to a dead-lettered record.
+    pub const DLQ_PREFIX: &str = "gwen-dlq-";
+
+    /// RFC 3339 time at which `dlq redrive` wrote the record back to the main topic. The forwarder
+    /// keeps it when the record is dead-lettered again, so a redrive skips it by default.
+    pub const REDRIVEN_AT: &str = "gwen-redriven-at";
 }

@@ -1,5 +1,6 @@
 //! Maps GWEN webhook bytes to a serialized Segment `track` event. Pure: no I/O.
 
+mod decimal;
 mod event_name;
 mod message_id;
 mod surrogates;
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use decimal::decimal_text;
 pub use event_name::{EventName, event_name};
 pub use message_id::message_id;
 pub use surrogates::find_lone_surrogate;
@@ -251,7 +253,14 @@ fn read_event_name(raw: Option<&RawValue>) -> Result<EventName, Rejection> {
             format!("The webhook `type` is {}, not a string.", raw.get()),
         )
     })?;
-    event_name(&webhook_type).ok_or_else(missing)
+    event_name(&webhook_type).ok_or_else(|| {
+        Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!(
+                "The webhook `type` {webhook_type:?} has no words, only separators or nothing."
+            ),
+        )
+    })
 }
 
 /// Reads `userId` as Segment wants it: a string, with a number written as its decimal text.
@@ -281,7 +290,7 @@ fn read_user_id(raw: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
                 Ok(user_id)
             }
         }
-        Some(b'-' | b'0'..=b'9') => Ok(Cow::Borrowed(text)),
+        Some(b'-' | b'0'..=b'9') => Ok(decimal_text(text)),
         _ if text == "null" => Err(missing()),
         _ => Err(Rejection::new(
             DlqKind::InvalidWebhook,

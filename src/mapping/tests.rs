@@ -80,6 +80,8 @@ fn unknown_type_rejected_when_configured() {
 fn numeric_user_id_becomes_string() {
     let event = map(r#"{"type":"wallet_update","userId":12345678901234567890}"#).unwrap();
     assert_eq!(event["userId"], "12345678901234567890");
+    let exponent = map(r#"{"type":"wallet_update","userId":1.5e3}"#).unwrap();
+    assert_eq!(exponent["userId"], "1500");
 }
 
 #[test]

@@ -109,7 +109,7 @@ fn record_key(user_id: Option<&RawValue>) -> Option<Cow<'_, str>> {
         b'"' => serde_json::from_str::<Cow<str>>(text)
             .ok()
             .filter(|key| !key.is_empty()),
-        b'-' | b'0'..=b'9' => Some(Cow::Borrowed(text)),
+        b'-' | b'0'..=b'9' => Some(crate::mapping::decimal_text(text)),
         _ => None,
     }
 }
@@ -154,10 +154,17 @@ mod tests {
 
     #[test]
     fn user_id_becomes_key() {
-        let body = r#"[{"type":"a","userId":"u\u0031"},{"type":"a","userId":42},{"type":"a"},{"type":"a","userId":""},{"type":"a","userId":null}]"#;
+        let body = r#"[{"type":"a","userId":"u\u0031"},{"type":"a","userId":42},{"type":"a"},{"type":"a","userId":""},{"type":"a","userId":null},{"type":"a","userId":2.5e1}]"#;
         assert_eq!(
             keys(body),
-            vec![Some("u1".into()), Some("42".into()), None, None, None]
+            vec![
+                Some("u1".into()),
+                Some("42".into()),
+                None,
+                None,
+                None,
+                Some("25".into())
+            ]
         );
     }
 

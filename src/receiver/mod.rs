@@ -27,6 +27,8 @@ pub use error::ApiError;
 pub use produce::{ProduceError, producer_config};
 
 use crate::health::Health;
+use crate::metrics::{label, metrics};
+use crate::registry::SchemaRegistry;
 use produce::{RequestHeaders, produce_all};
 use read::read_body;
 
@@ -54,6 +56,7 @@ pub struct Receiver {
     producer: FutureProducer,
     health: Health,
     permits: Semaphore,
+    registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl Receiver {
@@ -70,6 +73,34 @@ impl Receiver {
             producer,
             health,
             permits,
+            registry: None,
+        }
+    }
+
+    /// Frames every value with the webhook schema's id from `registry`.
+    pub fn with_registry(mut self, registry: Arc<SchemaRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The schema id values are framed with, registering the schema on first use; `None`
+    /// without a registry.
+    async fn schema_id(&self) -> Result<Option<u32>, ApiError> {
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        let lookup = tokio::time::timeout(
+            self.config.produce_timeout,
+            registry.webhook_schema_id(&self.config.topic),
+        );
+        match lookup.await {
+            Ok(Ok(id)) => Ok(Some(id)),
+            Ok(Err(error)) => Err(ApiError::Unavailable(format!(
+                "cannot register the webhook schema: {error}"
+            ))),
+            Err(_) => Err(ApiError::Unavailable(
+                "the Schema Registry did not respond in time".into(),
+            )),
         }
     }
 }
@@ -103,9 +134,10 @@ pub async fn run(
 
 async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
     let request_id = request_id(request.headers());
-    match receiver.handle(request, &request_id).await {
+    let response = match receiver.handle(request, &request_id).await {
         Ok(accepted) => {
             debug!(request_id, accepted, "webhooks accepted");
+            metrics().receiver_webhooks_accepted.inc_by(accepted as u64);
             axum::Json(serde_json::json!({ "accepted": accepted })).into_response()
         }
         Err(error) => {
@@ -114,7 +146,12 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
             }
             error.into_response()
         }
-    }
+    };
+    metrics()
+        .receiver_requests
+        .get_or_create(&label("status", response.status().as_u16()))
+        .inc();
+    response
 }
 
 impl Receiver {
@@ -162,13 +199,16 @@ impl Receiver {
                 }
             })?;
 
+        let schema_id = self.schema_id().await?;
         let received_at = crate::mapping::format_timestamp(chrono::Utc::now());
         let request_headers = RequestHeaders {
+            schema_id,
             received_at: &received_at,
             request_id,
             content_type: &content_type,
             traceparent: traceparent.as_deref(),
         };
+        let started = std::time::Instant::now();
         let produced = tokio::time::timeout(
             self.config.produce_timeout + Duration::from_secs(1),
             produce_all(
@@ -179,6 +219,9 @@ impl Receiver {
             ),
         )
         .await;
+        metrics()
+            .produce_seconds
+            .observe(started.elapsed().as_secs_f64());
         match produced {
             Ok(Ok(())) => Ok(records.len()),
             Ok(Err(ProduceError::TooLarge(error))) => Err(ApiError::PayloadTooLarge(format!(

@@ -9,13 +9,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::body::Record;
 use crate::kafka::KafkaSettings;
-use crate::kafka::headers;
+use crate::kafka::{framing, headers};
 
 /// Upper bound of the producer's local queue, so a slow cluster turns into 503s, not memory.
 const QUEUE_MAX_KBYTES: &str = "131072";
 
 /// Headers every record of one request gets.
 pub struct RequestHeaders<'a> {
+    /// The Schema Registry id to frame values with; plain JSON values without it.
+    pub schema_id: Option<u32>,
     pub received_at: &'a str,
     pub request_id: &'a str,
     pub content_type: &'a str,
@@ -56,8 +58,11 @@ pub async fn produce_all(
 ) -> Result<(), ProduceError> {
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
+        // Framed with the Confluent header when a registry is in use; the JSON bytes stay as received.
+        let framed = request.schema_id.map(|id| framing::frame(id, record.bytes));
+        let value = framed.as_deref().unwrap_or(record.bytes);
         let mut kafka_record = FutureRecord::to(topic)
-            .payload(record.bytes)
+            .payload(value)
             .headers(record_headers(request));
         if let Some(key) = &record.key {
             kafka_record = kafka_record.key(key.as_bytes());

@@ -68,15 +68,22 @@ impl SegmentClient {
             url: segment_url.to_string(),
             reason,
         };
-        let base = reqwest::Url::parse(segment_url).map_err(|e| invalid(e.to_string()))?;
+        let mut base = reqwest::Url::parse(segment_url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https".into()));
         }
-        let batch_url = base.join("/v1/batch").map_err(|e| invalid(e.to_string()))?;
+        // Keeps a path prefix such as a proxy's `/segment`: joins below it, not at the root.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let batch_url = base.join("v1/batch").map_err(|e| invalid(e.to_string()))?;
 
         let mut builder = reqwest::Client::builder()
             .timeout(request_timeout)
-            .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("gwen-segment/", env!("CARGO_PKG_VERSION")))
+            // A followed redirect turns the POST into a GET without the batch, which may then
+            // get a 2xx: redirects are reported as they are instead.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = ca_file {
             let invalid_ca = |reason: String| SegmentConfigError::InvalidCaFile {
                 path: path.display().to_string(),
@@ -131,7 +138,23 @@ impl SegmentClient {
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
 
-        let response = match request.send().await {
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        let metrics = crate::metrics::metrics();
+        metrics
+            .segment_request_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let status = sent
+            .as_ref()
+            .ok()
+            .map(|response| response.status().as_u16());
+        let class = crate::metrics::status_class(status);
+        metrics
+            .segment_requests
+            .get_or_create(&crate::metrics::label("class", class))
+            .inc();
+
+        let response = match sent {
             Ok(response) => response,
             Err(error) => {
                 debug!(error = %error, "Segment request failed");
@@ -179,6 +202,42 @@ fn print_batch(body: &[u8]) -> Verdict {
                 after: None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_url(segment_url: &str) -> String {
+        let client = SegmentClient::new(
+            segment_url,
+            Secret::new("key"),
+            Duration::from_secs(1),
+            None,
+        )
+        .unwrap();
+        client.to_string()
+    }
+
+    #[test]
+    fn batch_url_keeps_path_prefix() {
+        assert_eq!(
+            batch_url("https://api.segment.io"),
+            "https://api.segment.io/v1/batch"
+        );
+        assert_eq!(
+            batch_url("https://api.segment.io/"),
+            "https://api.segment.io/v1/batch"
+        );
+        assert_eq!(
+            batch_url("http://proxy:8080/segment"),
+            "http://proxy:8080/segment/v1/batch"
+        );
+        assert_eq!(
+            batch_url("http://proxy:8080/segment/"),
+            "http://proxy:8080/segment/v1/batch"
+        );
     }
 }
 

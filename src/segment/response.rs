@@ -12,7 +12,7 @@ pub enum Verdict {
     Delivered,
     /// 400: Segment will never take this batch as it is; some event in it is rejected.
     Rejected { status: u16, body: String },
-    /// 401, 403, 404: the write key or the endpoint is wrong. Nothing may be dropped or committed
+    /// 3xx, 401, 403, 404: the write key or the endpoint is wrong. Nothing may be dropped or committed
     /// until an operator fixes it, so the request is retried.
     Halted { status: u16 },
     /// 408, 429, 5xx, other statuses and network errors: try again later.
@@ -30,7 +30,8 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: String) -> Verdic
             status: status.as_u16(),
             body,
         },
-        401 | 403 | 404 => Verdict::Halted {
+        // A redirect means --segment-url is wrong (or a proxy in front of Segment misbehaves).
+        300..=399 | 401 | 403 | 404 => Verdict::Halted {
             status: status.as_u16(),
         },
         code => Verdict::Retry {
@@ -102,6 +103,13 @@ mod tests {
     #[test]
     fn auth_and_endpoint_errors_halt() {
         for status in [401, 403, 404] {
+            assert_eq!(verdict(status, &[]), Verdict::Halted { status });
+        }
+    }
+
+    #[test]
+    fn redirects_halt() {
+        for status in [301, 302, 307] {
             assert_eq!(verdict(status, &[]), Verdict::Halted { status });
         }
     }

@@ -166,7 +166,18 @@ pub async fn start_receiver(topic: &str) -> ReceiverServer {
     start_receiver_with(receiver_config(topic)).await
 }
 
+pub async fn start_receiver_with_registry(topic: &str, registry_url: &str) -> ReceiverServer {
+    start_receiver_options(receiver_config(topic), Some(registry_url.to_string())).await
+}
+
 pub async fn start_receiver_with(config: ReceiverConfig) -> ReceiverServer {
+    start_receiver_options(config, None).await
+}
+
+async fn start_receiver_options(
+    config: ReceiverConfig,
+    schema_registry_url: Option<String>,
+) -> ReceiverServer {
     let options = ReceiverOptions {
         kafka: kafka_settings(),
         topics: TopicPolicy {
@@ -176,6 +187,7 @@ pub async fn start_receiver_with(config: ReceiverConfig) -> ReceiverServer {
         config,
         credentials: Credentials::keys(vec![Secret::new(WEBHOOK_KEY)]),
         allow_unauthenticated: false,
+        schema_registry_url,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/gwen", listener.local_addr().unwrap());
@@ -227,6 +239,8 @@ pub fn forwarder_options(
             None,
         )
         .unwrap(),
+        schema_registry_url: None,
+        start_at: None,
         config: ForwarderConfig {
             topic: topic.to_string(),
             mapping: MappingConfig::default(),
