@@ -405,3 +405,28 @@ fn partition_count_of(topic: &str) -> Option<usize> {
         .find(|t| t.name() == topic)
         .map(|t| t.partitions().len())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_rejects_reversed_offset_range() {
+    let config = RedriveConfig {
+        selection: DlqSelection {
+            from_offset: Some(5),
+            to_offset: Some(2),
+            ..DlqSelection::default()
+        },
+        ..redrive_config("gwen.webhooks", "gwen.webhooks.dlq", true)
+    };
+
+    let error = redrive(&kafka_settings(), config).await.unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            OpsError::InvalidOption {
+                option: "--from-offset",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -8,7 +8,7 @@ mod offsets;
 mod partitions;
 mod schemas;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use futures::future::{AbortHandle, Abortable};
 use futures::stream::FuturesUnordered;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, OwnedMessage};
@@ -96,9 +97,17 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
 
 type Task = Pin<Box<dyn Future<Output = Completion> + Send>>;
 
+/// An unanswered batch: the handle that stops it and the partitions it holds.
+struct InFlightBatch {
+    abort: AbortHandle,
+    partitions: Vec<PartitionGeneration>,
+}
+
 /// A finished unit of asynchronous work.
 enum Completion {
-    Batch(BatchOutcome),
+    Batch(u64, BatchOutcome),
+    /// A batch whose partitions were all revoked, stopped before Segment acknowledged it.
+    BatchAbandoned(u64),
     DeadLettered {
         partition: i32,
         generation: u64,
@@ -135,7 +144,8 @@ pub async fn run(
         config,
         partitions: Partitions::default(),
         tasks: FuturesUnordered::new(),
-        batches_in_flight: 0,
+        batches: HashMap::new(),
+        next_batch_id: 0,
         unknown_types: HashSet::new(),
     };
     forwarder.consume(shutdown).await;
@@ -154,7 +164,9 @@ struct Forwarder {
     config: ForwarderConfig,
     partitions: Partitions,
     tasks: FuturesUnordered<Task>,
-    batches_in_flight: usize,
+    /// Unanswered batches by id, with the partitions they hold, so revoked ones can be stopped.
+    batches: HashMap<u64, InFlightBatch>,
+    next_batch_id: u64,
     /// Unknown webhook types already logged, so each is logged once.
     unknown_types: HashSet<String>,
     schemas: SchemaGate,
@@ -269,10 +281,26 @@ impl Forwarder {
             }
             RebalanceEvent::Revoked(partitions) => {
                 for partition in partitions {
-                    // NOTE: batches in flight for a revoked partition are not awaited: their
-                    // responses are ignored, and the new owner delivers those events again.
                     self.partitions.revoke(partition);
                 }
+                self.abandon_revoked_batches();
+            }
+        }
+    }
+
+    /// Stops the unanswered batches whose partitions are all revoked: the new owners send those
+    /// events again, so retrying them here would only duplicate them. A batch that also holds
+    /// partitions still owned keeps going, and the results for the revoked ones are ignored.
+    fn abandon_revoked_batches(&mut self) {
+        for batch in self.batches.values() {
+            let all_revoked = batch.partitions.iter().all(|&(partition, generation)| {
+                self.partitions
+                    .get(partition)
+                    .is_none_or(|state| state.generation != generation)
+            });
+            if all_revoked && !batch.abort.is_aborted() {
+                info!(partitions = ?batch.partitions, "abandoning an unanswered batch of revoked partitions");
+                batch.abort.abort();
             }
         }
     }
@@ -482,7 +510,7 @@ impl Forwarder {
     /// Starts batch requests while some are due and the concurrency limit allows.
     fn dispatch(&mut self, flush_all: bool) {
         let encoder = &self.delivery.encoder;
-        while self.batches_in_flight < self.config.max_concurrent_batches
+        while self.batches.len() < self.config.max_concurrent_batches
             && self.partitions.has_pending()
         {
             let due = flush_all
@@ -504,18 +532,32 @@ impl Forwarder {
             metrics()
                 .batch_bytes
                 .observe(encoder.body_bytes(event_bytes, events.len()) as f64);
-            self.batches_in_flight += 1;
-            let delivery = self.delivery.clone().deliver(events);
-            self.tasks
-                .push(Box::pin(async move { Completion::Batch(delivery.await) }));
+            let id = self.next_batch_id;
+            self.next_batch_id += 1;
+            let mut partitions: Vec<PartitionGeneration> =
+                events.iter().map(|e| (e.partition, e.generation)).collect();
+            partitions.dedup();
+            let (abort, registration) = AbortHandle::new_pair();
+            self.batches.insert(id, InFlightBatch { abort, partitions });
+
+            let delivery = Abortable::new(self.delivery.clone().deliver(events), registration);
+            self.tasks.push(Box::pin(async move {
+                match delivery.await {
+                    Ok(outcome) => Completion::Batch(id, outcome),
+                    Err(_aborted) => Completion::BatchAbandoned(id),
+                }
+            }));
         }
     }
 
     fn complete(&mut self, completion: Completion) {
         match completion {
-            Completion::Batch(outcome) => {
-                self.batches_in_flight -= 1;
+            Completion::Batch(id, outcome) => {
+                self.batches.remove(&id);
                 self.complete_batch(outcome);
+            }
+            Completion::BatchAbandoned(id) => {
+                self.batches.remove(&id);
             }
             Completion::DeadLettered {
                 partition,

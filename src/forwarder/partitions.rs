@@ -94,6 +94,10 @@ impl Partitions {
         self.states.len()
     }
 
+    pub fn get(&self, partition: i32) -> Option<&PartitionState> {
+        self.states.get(&partition)
+    }
+
     pub fn get_mut(&mut self, partition: i32) -> Option<&mut PartitionState> {
         self.states.get_mut(&partition)
     }

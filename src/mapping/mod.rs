@@ -3,6 +3,7 @@
 mod decimal;
 mod event_name;
 mod message_id;
+mod minify;
 mod surrogates;
 mod timestamp;
 
@@ -16,6 +17,7 @@ use serde_json::value::RawValue;
 pub use decimal::decimal_text;
 pub use event_name::{EventName, event_name};
 pub use message_id::message_id;
+pub use minify::minify;
 pub use surrogates::find_lone_surrogate;
 pub use timestamp::{TimestampSource, event_timestamp, format_timestamp};
 
@@ -194,6 +196,13 @@ pub fn map_webhook(
     let user_id = read_user_id(fields.user_id)?;
     let (timestamp, source) = event_timestamp(fields.timestamp, received_at);
     let message_id = message_id(&config.message_id_namespace, text.as_bytes());
+    // A pretty-printed webhook keeps its values but loses its line breaks, so the event stays
+    // one line; the messageId above is still taken over the bytes as received.
+    let compact = match minify(text) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(compact) => RawValue::from_string(compact).ok(),
+    };
+    let properties = compact.as_deref().unwrap_or(properties);
 
     let event = TrackEvent {
         call: "track",

@@ -96,6 +96,19 @@ fn properties_keep_every_digit() {
 }
 
 #[test]
+fn pretty_printed_webhook_becomes_one_line() {
+    let webhook = "{\n  \"type\": \"wallet_update\",\n  \"userId\": \"u 1\",\n  \"n\": 1.50\n}";
+    let event = map_webhook(webhook.as_bytes(), received_at(), &MappingConfig::default()).unwrap();
+    let json = String::from_utf8(event.json).unwrap();
+    assert!(!json.contains('\n'), "{json}");
+    assert!(
+        json.contains(r#""properties":{"type":"wallet_update","userId":"u 1","n":1.50}"#),
+        "{json}"
+    );
+    assert_eq!(event.message_id, message_id("", webhook.as_bytes()));
+}
+
+#[test]
 fn missing_timestamp_uses_receive_time() {
     let event = map(r#"{"type":"wallet_update","userId":"u1"}"#).unwrap();
     assert_eq!(event["timestamp"], "2025-12-04T13:00:00.000Z");

@@ -323,6 +323,7 @@ pub async fn list(
     dlq_topic: &str,
     selection: DlqSelection,
 ) -> Result<DlqSummary, OpsError> {
+    selection.validate()?;
     let mut records = read_selected(settings, dlq_topic, selection);
     let mut summary = DlqSummary::default();
     while let Some(record) = records.recv().await {
@@ -340,6 +341,7 @@ pub async fn show(
     selection: DlqSelection,
     limit: usize,
 ) -> Result<Vec<DlqRecord>, OpsError> {
+    selection.validate()?;
     if limit == 0 {
         return Ok(Vec::new());
     }

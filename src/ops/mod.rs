@@ -23,7 +23,7 @@ pub enum OpsError {
         source: KafkaError,
     },
     #[error(
-        "topic {topic} does not exist; check --topic, or create it with `gwen-segment topics ensure`"
+        "topic {topic} does not exist; check the topic name (--topic or --dlq-topic), or create it with `gwen-segment topics ensure`"
     )]
     TopicNotFound { topic: String },
     #[error("topic {topic} has no partition {partition}; its partitions are 0 to {}", .count - 1)]

@@ -62,6 +62,7 @@ pub async fn redrive(
     settings: &KafkaSettings,
     config: RedriveConfig,
 ) -> Result<RedriveReport, OpsError> {
+    config.selection.validate()?;
     let producer: Option<FutureProducer> = if config.execute {
         let producer = producer_config(settings)
             .create()
@@ -89,8 +90,15 @@ pub async fn redrive(
 
     let mut records = read_selected(settings, &config.dlq_topic, config.selection.clone());
     let mut deliveries = FuturesUnordered::new();
+    let mut failure = None;
     while let Some(record) = records.recv().await {
-        let record = record?;
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                failure = Some(error.to_string());
+                break;
+            }
+        };
         if record.is_redriven() && !config.include_redriven {
             report.skipped_redriven += 1;
             continue;
@@ -107,8 +115,10 @@ pub async fn redrive(
         };
         if deliveries.len() >= MAX_UNACKNOWLEDGED
             && let Some(result) = deliveries.next().await
+            && let Err(error) = acknowledge(result, &mut report)
         {
-            acknowledge(result, &mut report)?;
+            failure = Some(error);
+            break;
         }
         let target = Target {
             topic: config.topic.clone(),
@@ -116,8 +126,18 @@ pub async fn redrive(
         };
         deliveries.push(write_copy(producer.clone(), record, target));
     }
+    // Waits for every copy already handed to the producer, so the count of written records is
+    // exact even after a failure.
     while let Some(result) = deliveries.next().await {
-        acknowledge(result, &mut report)?;
+        if let Err(error) = acknowledge(result, &mut report) {
+            failure.get_or_insert(error);
+        }
+    }
+    if let Some(reason) = failure {
+        return Err(OpsError::Failed(format!(
+            "{reason}. {} record(s) were written to {} before the failure; narrow the selection with --from-offset or --since and run the command again. Copies written twice keep their messageId, so Segment drops the duplicates it sees within its deduplication window",
+            report.written, report.topic
+        )));
     }
 
     if report.executed {
@@ -170,7 +190,8 @@ async fn write_copy(producer: FutureProducer, record: DlqRecord, target: Target)
     (record, result)
 }
 
-fn acknowledge(delivery: Delivery, report: &mut RedriveReport) -> Result<(), OpsError> {
+/// Counts a written copy, or describes the failed one.
+fn acknowledge(delivery: Delivery, report: &mut RedriveReport) -> Result<(), String> {
     let (record, result) = delivery;
     match result {
         Ok((partition, offset)) => {
@@ -181,10 +202,10 @@ fn acknowledge(delivery: Delivery, report: &mut RedriveReport) -> Result<(), Ops
             report.written += 1;
             Ok(())
         }
-        Err(error) => Err(OpsError::Failed(format!(
-            "cannot write {} partition {} offset {} to {}: {error}. {} record(s) were written before the failure; narrow the selection with --from-offset or --since and run the command again. Copies written twice keep their messageId, so Segment drops the duplicates it sees within its deduplication window",
-            report.dlq_topic, record.partition, record.offset, report.topic, report.written
-        ))),
+        Err(error) => Err(format!(
+            "cannot write {} partition {} offset {} to {}: {error}",
+            report.dlq_topic, record.partition, record.offset, report.topic
+        )),
     }
 }
 
