@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ fn certificate() -> (PathBuf, PathBuf) {
     (certificate, key)
 }
 
-async fn start_tls_capture(certificate: &PathBuf, key: &PathBuf) -> (Arc<Capture>, String) {
+async fn start_tls_capture(certificate: &Path, key: &Path) -> (Arc<Capture>, String) {
     let capture = Capture::new(CaptureConfig {
         write_key: Some(Secret::new(WRITE_KEY)),
         output: Box::new(std::io::sink()),

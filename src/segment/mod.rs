@@ -205,6 +205,17 @@ fn print_batch(body: &[u8]) -> Verdict {
     }
 }
 
+fn validate_write_key(write_key: &Secret) -> Result<(), SegmentConfigError> {
+    let key = write_key.expose();
+    if key.is_empty() {
+        return Err(SegmentConfigError::EmptyWriteKey);
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(SegmentConfigError::MalformedWriteKey);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,15 +250,4 @@ mod tests {
             "http://proxy:8080/segment/v1/batch"
         );
     }
-}
-
-fn validate_write_key(write_key: &Secret) -> Result<(), SegmentConfigError> {
-    let key = write_key.expose();
-    if key.is_empty() {
-        return Err(SegmentConfigError::EmptyWriteKey);
-    }
-    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(SegmentConfigError::MalformedWriteKey);
-    }
-    Ok(())
 }
