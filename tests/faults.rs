@@ -430,3 +430,74 @@ async fn paused_partition_resumes_after_moving_back() {
     first.stop().await;
     receiver.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_out_of_retention_is_counted() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    require_broker();
+    let topic = unique("faults-retention");
+    let group_id = unique("group");
+    let capture = start_capture().await;
+    let webhooks: Vec<String> = (0..10)
+        .map(|n| {
+            format!(r#"{{"type":"wallet_update","userId":"r","timestamp":1764853200,"n":{n}}}"#)
+        })
+        .collect();
+    for webhook in &webhooks {
+        produce(&topic, 0, Some("r"), webhook.as_bytes()).await;
+    }
+
+    // The group committed offset 3, then records before offset 8 left the log, as retention does.
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset(&topic, 0, Offset::Offset(3))
+        .unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group_id)
+        .create()
+        .unwrap();
+    consumer.commit(&committed, CommitMode::Sync).unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let mut deleted = TopicPartitionList::new();
+    deleted
+        .add_partition_offset(&topic, 0, Offset::Offset(8))
+        .unwrap();
+    admin
+        .delete_records(&deleted, &AdminOptions::new())
+        .await
+        .unwrap();
+
+    let resets = || gwen_segment::metrics::metrics().offset_resets.get();
+    let before = resets();
+    let forwarder = start_forwarder(forwarder_options(
+        &topic,
+        &unique("dlq"),
+        &group_id,
+        &capture.url,
+    ))
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the records still in the log",
+        || capture.capture.events().len() >= 2,
+    )
+    .await;
+
+    let order: Vec<i64> = capture
+        .capture
+        .events()
+        .iter()
+        .map(|e| e["properties"]["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, vec![8, 9]);
+    assert!(resets() > before, "the offset reset was not counted");
+    forwarder.stop().await;
+}
