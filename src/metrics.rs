@@ -45,13 +45,13 @@ pub struct Metrics {
     pub halted: Gauge,
 }
 
-/// The process's metrics, registered on first use.
+/// Returns the process's metrics, registered on first use.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
 }
 
-/// The metrics in the Prometheus text exposition format.
+/// Renders the metrics in the Prometheus text exposition format.
 pub fn render() -> String {
     let mut text = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &metrics().registry) {
@@ -60,7 +60,7 @@ pub fn render() -> String {
     text
 }
 
-/// A label set of one label.
+/// Builds a label set of one label.
 pub fn label(name: &'static str, value: impl ToString) -> Labels {
     vec![(name, value.to_string())]
 }
@@ -172,7 +172,7 @@ impl Metrics {
     }
 }
 
-/// The status class of an HTTP status, or `error` for no response.
+/// Returns the status class of an HTTP status, or `error` for no response.
 pub fn status_class(status: Option<u16>) -> &'static str {
     match status {
         Some(200..=299) => "2xx",

@@ -15,7 +15,7 @@ use tracing::info;
 /// The JSON Schema of a GWEN webhook as the receiver accepts it.
 pub const WEBHOOK_SCHEMA: &str = include_str!("../schemas/gwen-webhook.schema.json");
 
-/// A failed registry call; `retriable` when the registry may answer later (down, 5xx).
+/// A failed registry call; `retriable` when a later call may succeed (registry down, 5xx).
 #[derive(Debug, thiserror::Error)]
 #[error("Schema Registry at {url}: {message}")]
 pub struct RegistryError {

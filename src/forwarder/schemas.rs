@@ -1,5 +1,5 @@
 //! Framed record values: strips the Confluent header and, with a Schema Registry configured,
-//! holds messages until their schema id is confirmed, retrying while the registry is down.
+//! keeps messages waiting until their schema id is confirmed, retrying while the registry is down.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +19,7 @@ enum Status {
     Invalid(String),
 }
 
-/// What to do with one record value.
+/// The decision about one record value.
 pub enum Gate<'a> {
     /// Map these JSON bytes.
     Map(&'a [u8]),
@@ -30,7 +30,7 @@ pub enum Gate<'a> {
     },
 }
 
-/// A schema id check that retries until the registry answers; resolves to the id and the verdict.
+/// A schema id check that retries until the registry responds; resolves to the id and the verdict.
 pub type SchemaLookup = std::pin::Pin<Box<dyn Future<Output = (u32, Result<(), String>)> + Send>>;
 
 pub struct SchemaGate {

@@ -39,7 +39,7 @@ pub fn minify(json: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8(output).unwrap_or_else(|_| json.to_string()))
 }
 
-/// The position of the first whitespace byte outside a string, if any.
+/// Finds the position of the first whitespace byte outside a string, if any.
 fn first_insignificant_whitespace(bytes: &[u8]) -> Option<usize> {
     let mut in_string = false;
     let mut escaped = false;
