@@ -48,6 +48,7 @@ impl PrivateBroker {
                 self.controller_port.to_string(),
             )
             .env("KAFKA_LOCAL_DIR", &self.dir)
+            .env("KAFKA_LOCAL_SECURITY", "plaintext")
             .status()
             .expect("cannot run scripts/kafka-local");
         assert!(

@@ -111,37 +111,64 @@ fn number_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Generates any JSON value as text, nested up to 4 levels below the webhook object. Object keys
-/// are unique by their decoded value, because the receiver rejects duplicate keys.
-fn json_value(line_feeds: bool) -> impl Strategy<Value = String> {
+/// One generated JSON value: its text with whitespace between tokens, and the same value with
+/// that whitespace left out, which is what the mapping puts in `properties`.
+#[derive(Debug, Clone)]
+struct JsonText {
+    text: String,
+    compact: String,
+}
+
+impl JsonText {
+    /// Makes a value that has no whitespace between tokens, such as a number or a string.
+    fn token(text: String) -> Self {
+        JsonText {
+            compact: text.clone(),
+            text,
+        }
+    }
+}
+
+/// Generates any JSON value, nested up to 4 levels below the webhook object. Object keys are
+/// unique by their decoded value, because the receiver rejects duplicate keys.
+fn json_value(line_feeds: bool) -> impl Strategy<Value = JsonText> {
     let leaf = prop_oneof![
         Just("null".to_string()),
         Just("true".to_string()),
         Just("false".to_string()),
         number_text(),
         string_literal(12).prop_map(|(_, text)| text),
-    ];
+    ]
+    .prop_map(JsonText::token);
     leaf.prop_recursive(4, 48, 6, move |inner| {
         let ws = whitespace(line_feeds);
         prop_oneof![
             vec((inner.clone(), ws.clone(), ws.clone()), 0..6).prop_map(|items| {
-                let items: Vec<String> = items
-                    .into_iter()
-                    .map(|(value, before, after)| format!("{before}{value}{after}"))
+                let text: Vec<String> = items
+                    .iter()
+                    .map(|(value, before, after)| format!("{before}{}{after}", value.text))
                     .collect();
-                format!("[{}]", items.join(","))
+                let compact: Vec<&str> = items
+                    .iter()
+                    .map(|(value, ..)| value.compact.as_str())
+                    .collect();
+                JsonText {
+                    text: format!("[{}]", text.join(",")),
+                    compact: format!("[{}]", compact.join(",")),
+                }
             }),
             btree_map(key_chars(), (vec(any::<u8>(), 1..4), inner, ws), 0..6).prop_map(|members| {
-                let members: Vec<String> = members
-                    .into_iter()
-                    .map(|(key, (styles, value, space))| {
-                        format!(
-                            "{space}{}{space}:{space}{value}",
-                            encode_string(&key, &styles)
-                        )
-                    })
-                    .collect();
-                format!("{{{}}}", members.join(","))
+                let mut text = Vec::new();
+                let mut compact = Vec::new();
+                for (key, (styles, value, space)) in members {
+                    let key = encode_string(&key, &styles);
+                    text.push(format!("{space}{key}{space}:{space}{}", value.text));
+                    compact.push(format!("{key}:{}", value.compact));
+                }
+                JsonText {
+                    text: format!("{{{}}}", text.join(",")),
+                    compact: format!("{{{}}}", compact.join(",")),
+                }
             }),
         ]
     })
@@ -189,20 +216,25 @@ fn user_id() -> impl Strategy<Value = (String, String)> {
 }
 
 /// Generates a `timestamp` field value: absent, a plausible time, or any JSON value.
-fn timestamp(line_feeds: bool) -> impl Strategy<Value = Option<String>> {
+fn timestamp(line_feeds: bool) -> impl Strategy<Value = Option<JsonText>> {
     prop_oneof![
         Just(None),
-        (1_600_000_000i64..1_800_000_000).prop_map(|s| Some(s.to_string())),
-        (1_600_000_000_000i64..1_800_000_000_000).prop_map(|ms| Some(format!("\"{ms}\""))),
-        Just(Some("\"2025-12-04T14:30:00.5+01:00\"".to_string())),
+        (1_600_000_000i64..1_800_000_000).prop_map(|s| Some(JsonText::token(s.to_string()))),
+        (1_600_000_000_000i64..1_800_000_000_000)
+            .prop_map(|ms| Some(JsonText::token(format!("\"{ms}\"")))),
+        Just(Some(JsonText::token(
+            "\"2025-12-04T14:30:00.5+01:00\"".to_string()
+        ))),
         json_value(line_feeds).prop_map(Some),
     ]
 }
 
-/// One generated webhook: its exact JSON text and the Segment userId it should give.
+/// One generated webhook: its exact JSON text, the same without whitespace between tokens, and
+/// the Segment userId it should give.
 #[derive(Debug, Clone)]
 struct Webhook {
     text: String,
+    compact: String,
     user_id: String,
 }
 
@@ -225,27 +257,48 @@ fn webhook(line_feeds: bool, padding: bool) -> impl Strategy<Value = Webhook> {
     )
         .prop_flat_map(
             move |((kind, styles), (user_id, user_id_text), timestamp, extra, pad, space)| {
+                // Each field as (text, compact text).
+                let kind = encode_string(&kind, &styles);
                 let mut fields = vec![
-                    format!("\"type\"{space}:{space}{}", encode_string(&kind, &styles)),
-                    format!("\"userId\":{space}{user_id_text}"),
+                    (
+                        format!("\"type\"{space}:{space}{kind}"),
+                        format!("\"type\":{kind}"),
+                    ),
+                    (
+                        format!("\"userId\":{space}{user_id_text}"),
+                        format!("\"userId\":{user_id_text}"),
+                    ),
                 ];
                 if let Some(timestamp) = timestamp {
-                    fields.push(format!("\"timestamp\":{timestamp}"));
+                    fields.push((
+                        format!("\"timestamp\":{}", timestamp.text),
+                        format!("\"timestamp\":{}", timestamp.compact),
+                    ));
                 }
                 if pad > 0 {
-                    fields.push(format!("\"pad\":\"{}\"", "x".repeat(pad)));
+                    let pad = format!("\"pad\":\"{}\"", "x".repeat(pad));
+                    fields.push((pad.clone(), pad));
                 }
                 for (key, value) in extra {
                     if !matches!(key.as_str(), "type" | "userId" | "timestamp" | "pad") {
-                        fields.push(format!("{}:{value}", encode_string(&key, &[0])));
+                        let key = encode_string(&key, &[0]);
+                        fields.push((
+                            format!("{key}:{}", value.text),
+                            format!("{key}:{}", value.compact),
+                        ));
                     }
                 }
                 (Just(fields).prop_shuffle(), Just(user_id), Just(space))
             },
         )
-        .prop_map(|(fields, user_id, space)| Webhook {
-            text: format!("{{{space}{}{space}}}", fields.join(&format!(",{space}"))),
-            user_id,
+        .prop_map(|(fields, user_id, space)| {
+            let text: Vec<&str> = fields.iter().map(|(text, _)| text.as_str()).collect();
+            let compact: Vec<&str> = fields.iter().map(|(_, compact)| compact.as_str()).collect();
+            Webhook {
+                text: format!("{{{space}{}{space}}}", text.join(&format!(",{space}"))),
+                compact: format!("{{{}}}", compact.join(",")),
+                user_id,
+            }
         })
 }
 
@@ -342,26 +395,34 @@ proptest! {
     }
 }
 
-// --- (b) Valid webhooks pass through unchanged ------------------------------------------------
+// --- (b) Valid webhooks are accepted and mapped with every value kept -------------------------
 
 proptest! {
     #![proptest_config(config(1_500))]
 
     #[test]
-    fn valid_webhook_accepted_and_mapped(webhook in webhook(true, true), outer in whitespace(true)) {
+    fn valid_webhook_accepted_and_mapped(
+        webhook in webhook(true, true),
+        outer in whitespace(true),
+    ) {
         let bytes = webhook.text.as_bytes();
 
         // The receiver accepts the webhook alone, with whitespace around it, and in an array.
         let body = format!("{outer}{}{outer}", webhook.text);
         let records = split_records(body.as_bytes(), MAX_RECORD_BYTES)
-            .map_err(|e| TestCaseError::fail(format!("the receiver rejects {}: {e}", webhook.text)))?;
+            .map_err(|e| {
+                TestCaseError::fail(format!("the receiver rejects {}: {e}", webhook.text))
+            })?;
         prop_assert_eq!(records.len(), 1);
         prop_assert_eq!(records[0].bytes, bytes);
         prop_assert_eq!(records[0].key.as_deref(), Some(webhook.user_id.as_str()));
 
         let array = format!("[{outer}{}{outer},{}]", webhook.text, webhook.text);
         let records = split_records(array.as_bytes(), MAX_RECORD_BYTES)
-            .map_err(|e| TestCaseError::fail(format!("the receiver rejects an array of {}: {e}", webhook.text)))?;
+            .map_err(|e| {
+                let message = format!("the receiver rejects an array of {}: {e}", webhook.text);
+                TestCaseError::fail(message)
+            })?;
         prop_assert_eq!(records.len(), 2);
         prop_assert_eq!(records[0].bytes, bytes);
         prop_assert_eq!(records[1].bytes, bytes);
@@ -372,7 +433,9 @@ proptest! {
                 prop_assert!(event.json.len() <= MAX_EVENT_BYTES);
                 let parts: EventParts = serde_json::from_slice(&event.json)
                     .map_err(|e| TestCaseError::fail(format!("the event is not JSON: {e}")))?;
-                prop_assert_eq!(parts.properties.get().as_bytes(), bytes);
+                // Whitespace between tokens goes, so the event stays on one line; every string
+                // and number is kept byte for byte.
+                prop_assert_eq!(parts.properties.get(), webhook.compact.as_str());
                 prop_assert_eq!(&parts.message_id, &message_id("", bytes));
                 prop_assert_eq!(&event.message_id, &parts.message_id);
                 prop_assert_eq!(&parts.user_id, &webhook.user_id);
@@ -448,7 +511,7 @@ proptest! {
         for (event, webhook) in printed.iter().zip(&good) {
             let parts: EventParts = serde_json::from_str(event)
                 .map_err(|e| TestCaseError::fail(format!("output line is not JSON: {e}")))?;
-            prop_assert_eq!(parts.properties.get(), webhook.text.as_str());
+            prop_assert_eq!(parts.properties.get(), webhook.compact.as_str());
             prop_assert_eq!(&parts.message_id, &message_id("", webhook.text.as_bytes()));
         }
 
@@ -492,6 +555,7 @@ proptest! {
         for (event, webhook) in printed.iter().zip(&webhooks) {
             let parts: EventParts = serde_json::from_str(event)
                 .map_err(|e| TestCaseError::fail(format!("output line is not JSON: {e}")))?;
+            prop_assert_eq!(parts.properties.get(), webhook.compact.as_str());
             prop_assert_eq!(&parts.message_id, &message_id("", webhook.text.as_bytes()));
         }
     }
@@ -578,4 +642,28 @@ fn generator_reaches_event_size_limit() {
         "only {too_large} of 300 events are too large"
     );
     assert!(mapped >= 200, "only {mapped} of 300 events are mapped");
+}
+
+/// Checks that each generated webhook's compact text is the same JSON value as its text, so that
+/// the expected `properties` in the tests above are right.
+#[test]
+fn generator_compact_text_same_value() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let strategy = webhook(true, false);
+    for _ in 0..200 {
+        let webhook = strategy.new_tree(&mut runner).unwrap().current();
+        let value: serde_json::Value = serde_json::from_str(&webhook.text)
+            .unwrap_or_else(|e| panic!("generated webhook is not JSON ({e}): {}", webhook.text));
+        let compact: serde_json::Value = serde_json::from_str(&webhook.compact)
+            .unwrap_or_else(|e| panic!("compact webhook is not JSON ({e}): {}", webhook.compact));
+        assert_eq!(value, compact, "{}", webhook.text);
+        assert!(
+            !webhook.compact.contains(['\n', '\r', '\t']),
+            "compact webhook has whitespace: {}",
+            webhook.compact
+        );
+    }
 }

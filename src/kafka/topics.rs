@@ -3,10 +3,14 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::sync::Mutex;
+
+use rdkafka::ClientContext;
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::KafkaSettings;
 
@@ -15,12 +19,12 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error(
-        "cannot reach the Kafka brokers {brokers} to look up topic {topic}: {source}; check --brokers and the security settings"
+        "cannot reach the Kafka brokers {brokers} to look up topic {topic}: {reason}; check --brokers and the security settings"
     )]
     Unreachable {
         brokers: String,
         topic: String,
-        source: rdkafka::error::KafkaError,
+        reason: String,
     },
     #[error(
         "topic {topic} does not exist and --no-create-topics is set; create it with `gwen-segment topics ensure` or your cluster's tools"
@@ -66,9 +70,22 @@ async fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Top
     let lookup = tokio::task::spawn_blocking(move || {
         // A metadata request naming the topic would make a broker with automatic topic creation
         // create it with its defaults; asking for all topics does not.
-        let producer: BaseProducer = config.create()?;
-        let metadata = producer.client().fetch_metadata(None, METADATA_TIMEOUT)?;
-        Ok::<bool, rdkafka::error::KafkaError>(
+        let producer: BaseProducer<LookupContext> = config
+            .create_with_context(LookupContext::default())
+            .map_err(|e| e.to_string())?;
+        let metadata = producer
+            .client()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|error| {
+                // The metadata error only says the transport failed; the broker's own words (an
+                // authentication failure, say) wait in the client's queue until it is polled.
+                producer.poll(Duration::from_millis(100));
+                match producer.context().last_error() {
+                    Some(cause) => format!("{error}; last broker error: {cause}"),
+                    None => error.to_string(),
+                }
+            })?;
+        Ok::<bool, String>(
             metadata
                 .topics()
                 .iter()
@@ -77,16 +94,47 @@ async fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Top
     });
     match lookup.await {
         Ok(Ok(exists)) => Ok(exists),
-        Ok(Err(source)) => Err(TopicError::Unreachable {
+        Ok(Err(reason)) => Err(TopicError::Unreachable {
             brokers: settings.brokers.clone(),
             topic: topic.to_string(),
-            source,
+            reason,
         }),
         Err(join_error) => Err(TopicError::CreateFailed {
             topic: topic.to_string(),
             reason: join_error.to_string(),
         }),
     }
+}
+
+/// Keeps the last error librdkafka reported while looking up topics, to explain a failure.
+#[derive(Default)]
+struct LookupContext {
+    last_error: Mutex<Option<String>>,
+}
+
+impl LookupContext {
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for LookupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(error = %error, reason, "Kafka client error");
+        // "All brokers down" follows every failed connection and would hide the cause.
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for LookupContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 async fn create_topic(
