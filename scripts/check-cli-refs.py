@@ -38,9 +38,8 @@ POD_SPEC_PATHS = {
 class HelpIndex:
     """The flags and variables of each subcommand, from the binary's own --help output."""
 
-    def __init__(self, binary, planned):
+    def __init__(self, binary):
         self.binary = binary
-        self.planned = set(planned)
         self.cache = {}
 
     def lookup(self, subcommand):
@@ -76,12 +75,6 @@ class Checker:
         subcommand = argv[0]
         found = self.help.lookup(subcommand)
         if found is None:
-            if subcommand in self.help.planned:
-                print(
-                    f"NOTE  {where}: skipped, because `gwen-segment {subcommand} --help` fails "
-                    f"(`{subcommand}` is planned, not built yet)"
-                )
-                return
             self.errors.append(
                 f"{where}: `gwen-segment {subcommand} --help` fails: "
                 f"{subcommand!r} is not a subcommand of {self.help.binary}"
@@ -215,13 +208,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True, help="path of the gwen-segment binary")
     parser.add_argument(
-        "--planned",
-        action="append",
-        default=[],
-        metavar="SUBCOMMAND",
-        help="a subcommand that is not built yet: its containers are skipped while its --help fails",
-    )
-    parser.add_argument(
         "--allow-env",
         action="append",
         default=list(DEFAULT_ALLOWED_ENV),
@@ -232,7 +218,7 @@ def main():
     parser.add_argument("file")
     options = parser.parse_args()
 
-    checker = Checker(HelpIndex(options.binary, options.planned), options.allow_env)
+    checker = Checker(HelpIndex(options.binary), options.allow_env)
     if options.format == "manifests":
         check_manifests(options.file, checker)
     else:

@@ -191,7 +191,7 @@ pub struct CommonArgs {
     #[arg(long, env = "GWEN_TOPIC", default_value = "gwen.webhooks")]
     pub topic: String,
 
-    /// Address for /healthz and /readyz.
+    /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "GWEN_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
 

@@ -96,8 +96,20 @@ KAFKA_OPTIONS: {{ join ";" $options | quote }}
 {{- end }}
 
 {{/*
+Log settings of every command, as ConfigMap data lines.
+*/}}
+{{- define "gwen-segment.logConfigData" -}}
+GWEN_LOG_LEVEL: {{ .Values.logLevel | quote }}
+GWEN_LOG_FORMAT: {{ .Values.logFormat | quote }}
+{{- end }}
+
+{{/*
 Variables read from the Secret. Takes a dict with "root" and "names", the variables the
 command needs besides the SASL credentials.
+
+The receiver's two credential lists, GWEN_WEBHOOK_KEYS and GWEN_WEBHOOK_HMAC_SECRETS, are
+optional references, because either one may be absent from the Secret. The receiver itself exits
+at start-up when both are unset, unless receiver.allowUnauthenticated is true.
 */}}
 {{- define "gwen-segment.secretEnv" -}}
 {{- $secretName := include "gwen-segment.secretName" .root }}
@@ -111,7 +123,7 @@ command needs besides the SASL credentials.
     secretKeyRef:
       name: {{ $secretName }}
       key: {{ . }}
-      {{- if and (eq . "GWEN_WEBHOOK_KEYS") $.root.Values.receiver.allowUnauthenticated }}
+      {{- if has . (list "GWEN_WEBHOOK_KEYS" "GWEN_WEBHOOK_HMAC_SECRETS") }}
       optional: true
       {{- end }}
 {{- end }}
@@ -143,6 +155,10 @@ read-only, and the brokers' CA certificate when kafka.caSecret.name is set.
       - key: {{ .Values.kafka.caSecret.key }}
         path: {{ .Values.kafka.caSecret.key }}
 {{- end }}
+{{- end }}
+
+{{- define "gwen-segment.segmentCaPath" -}}
+/etc/gwen-segment/segment-ca/{{ .Values.forwarder.segmentCaSecret.key }}
 {{- end }}
 
 {{/*
@@ -212,10 +228,40 @@ configmap.yaml.
 {{- fail (printf "receiver.autoscaling.minReplicas (%d) is larger than receiver.autoscaling.maxReplicas (%d)" (int $autoscaling.minReplicas) (int $autoscaling.maxReplicas)) }}
 {{- end }}
 {{- $secrets := .Values.secrets }}
-{{- if and $secrets.existingSecret (or $secrets.segmentWriteKey $secrets.webhookKeys $secrets.kafkaSaslUsername $secrets.kafkaSaslPassword) }}
+{{- if and $secrets.existingSecret (or $secrets.segmentWriteKey $secrets.webhookKeys $secrets.webhookHmacSecrets $secrets.kafkaSaslUsername $secrets.kafkaSaslPassword) }}
 {{- fail (printf "secrets.existingSecret (%s) is set together with secret values in secrets.*: put the values into that Secret, or leave existingSecret empty" $secrets.existingSecret) }}
 {{- end }}
-{{- if and .Values.replay.enabled (not .Values.replay.toDatetime) }}
-{{- fail "replay.enabled is true but replay.toDatetime is empty: give the RFC 3339 time to reset the group's offsets to" }}
+{{- if .Values.replay.enabled }}
+{{- include "gwen-segment.validateReplay" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Rejects a replay whose target values contradict each other, or that would commit while this
+release's forwarders of the same group are configured to run.
+*/}}
+{{- define "gwen-segment.validateReplay" -}}
+{{- $replay := .Values.replay }}
+{{- $forwarder := .Values.forwarder }}
+{{- if and (eq $replay.target "datetime") (not $replay.toDatetime) }}
+{{- fail "replay.target is datetime but replay.toDatetime is empty: give the RFC 3339 time to move the group's offsets to, for example 2026-01-31T00:00:00Z" }}
+{{- end }}
+{{- if and $replay.toDatetime (ne $replay.target "datetime") }}
+{{- fail (printf "replay.toDatetime (%s) is set but replay.target is %s: set replay.target=datetime, or leave replay.toDatetime empty" $replay.toDatetime $replay.target) }}
+{{- end }}
+{{- if and (ne (int64 $replay.toOffset) 0) (ne $replay.target "offset") }}
+{{- fail (printf "replay.toOffset (%d) is set but replay.target is %s: set replay.target=offset, or leave replay.toOffset at 0" (int64 $replay.toOffset) $replay.target) }}
+{{- end }}
+{{- if and (ne (int64 $replay.shiftBy) 0) (ne $replay.target "shiftBy") }}
+{{- fail (printf "replay.shiftBy (%d) is set but replay.target is %s: set replay.target=shiftBy, or leave replay.shiftBy at 0" (int64 $replay.shiftBy) $replay.target) }}
+{{- end }}
+{{- if and (eq $replay.target "shiftBy") (eq (int64 $replay.shiftBy) 0) }}
+{{- fail "replay.target is shiftBy but replay.shiftBy is 0, which moves no offset: give the number of offsets to move, negative to move back" }}
+{{- end }}
+{{- /* With the forwarders configured to run, the hook Job either fails because they are members,
+or it runs before the new pods join and commits the reset again on every upgrade. */}}
+{{- $sameGroup := eq ($replay.groupId | default $forwarder.groupId) $forwarder.groupId }}
+{{- if and $replay.execute $sameGroup (or $forwarder.keda.enabled (gt (int $forwarder.replicas) 0)) }}
+{{- fail (printf "replay.execute is true while the forwarders of group %s are configured to run (forwarder.replicas=%d, forwarder.keda.enabled=%t): set forwarder.replicas=0 and forwarder.keda.enabled=false, wait until the forwarder pods are gone, then run the replay" $forwarder.groupId (int $forwarder.replicas) $forwarder.keda.enabled) }}
 {{- end }}
 {{- end }}
