@@ -1,5 +1,8 @@
 //! Webhooks for the micro-benchmarks: the GWEN fixtures and synthetic ones of a chosen size.
 
+// Each bench uses a part of these helpers.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 /// Returns the single-webhook fixtures of tests/fixtures/gwen as (file stem, bytes), smallest first.
