@@ -30,7 +30,7 @@ pub use partitions::BatchLimits;
 
 use crate::backoff::Backoff;
 use crate::health::Health;
-use crate::kafka::{KafkaSettings, headers};
+use crate::kafka::{KafkaSettings, headers, set_default};
 use crate::mapping::{DlqKind, MappingConfig, map_webhook};
 use crate::metrics::{label, metrics};
 use crate::registry::SchemaRegistry;
@@ -92,6 +92,10 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
         .set("enable.partition.eof", "false")
         // Statistics feed the committed offset and lag metrics.
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    // With the small prefetch queue above, librdkafka's default wait of 1 s before fetching a
+    // full partition again idled the forwarder; 100 ms gave about 5 times the throughput in
+    // scripts/bench. A --kafka-option value wins.
+    set_default(&mut config, "fetch.queue.backoff.ms", "100");
     config
 }
 

@@ -4,7 +4,7 @@ pub mod framing;
 mod settings;
 mod topics;
 
-pub use settings::{KafkaSettings, OptionError, parse_option};
+pub use settings::{KafkaSettings, OptionError, parse_option, set_default};
 pub use topics::{TopicError, TopicPolicy, ensure_topics};
 
 /// Record header names written by the receiver and read by the forwarder.

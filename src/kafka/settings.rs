@@ -82,6 +82,13 @@ fn redact_value(text: &str) -> String {
     }
 }
 
+/// Sets `key` unless the configuration (a `--kafka-option`) already has it.
+pub fn set_default(config: &mut ClientConfig, key: &str, value: &str) {
+    if config.get(key).is_none() {
+        config.set(key, value);
+    }
+}
+
 impl KafkaSettings {
     /// Builds a librdkafka configuration with the brokers, security settings and raw options applied.
     pub fn client_config(&self) -> ClientConfig {
