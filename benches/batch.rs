@@ -14,7 +14,7 @@ use gwen_segment::receiver::split_records;
 use gwen_segment::secret::Secret;
 use gwen_segment::segment::BatchEncoder;
 
-/// Size of the synthetic webhooks, as in the design's receiver figure.
+/// Size of the synthetic webhooks: the body size the receiver throughput target is stated for.
 const WEBHOOK_BYTES: usize = 600;
 /// About the events a 475 000-byte batch holds when each is mapped from a 600-byte webhook.
 const BATCH_EVENTS: usize = 500;
