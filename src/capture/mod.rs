@@ -25,9 +25,9 @@ pub use script::Script;
 
 use crate::secret::Secret;
 
-/// Segment answers 400 to request bodies larger than this.
+/// Segment responds 400 to request bodies larger than this.
 pub const MAX_REQUEST_BYTES: usize = 500_000;
-/// Segment answers 400 to a request holding an event larger than this.
+/// Segment responds 400 to a request containing an event larger than this.
 pub const MAX_EVENT_BYTES: usize = 32_000;
 
 pub struct CaptureConfig {
@@ -281,7 +281,7 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// A scripted failure: the status to answer and an optional `Retry-After` in seconds.
+/// A scripted failure: the response status and an optional `Retry-After` in seconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Failure {
     pub status: StatusCode,

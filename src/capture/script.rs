@@ -1,4 +1,4 @@
-//! Scripted answers for the capture server: fail the next requests, delay every answer.
+//! Scripted responses for the capture server: fail the next requests, delay every response.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -23,7 +23,7 @@ struct ScriptState {
 }
 
 impl Script {
-    /// Answers the next `count` requests with `failure`.
+    /// Fails the next `count` requests with `failure`.
     pub fn fail_next(&self, failure: Failure, count: u64) {
         let mut state = super::lock(&self.state);
         state.failure = Some(failure);

@@ -33,7 +33,7 @@ pub struct Delivery {
 /// A partition as assigned at one time: its number and the generation of that assignment.
 pub type PartitionGeneration = (i32, u64);
 
-/// An event Segment refused on its own, with the answer that refused it.
+/// An event Segment rejected on its own, with the response that rejected it.
 #[derive(Debug)]
 pub struct RejectedEvent {
     pub index: usize,

@@ -77,7 +77,7 @@ async fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Top
             .client()
             .fetch_metadata(None, METADATA_TIMEOUT)
             .map_err(|error| {
-                // The metadata error only says the transport failed; the broker's own words (an
+                // The metadata error only reports a transport failure; the broker's own words (an
                 // authentication failure, say) wait in the client's queue until it is polled.
                 producer.poll(Duration::from_millis(100));
                 match producer.context().last_error() {

@@ -71,7 +71,7 @@ impl Authenticator {
         }
     }
 
-    /// True when the signature header holds the HMAC-SHA256 of `body` under one of the secrets,
+    /// True when the signature header contains the HMAC-SHA256 of `body` under one of the secrets,
     /// as hex or base64, with or without a `sha256=` prefix. Verification is constant time.
     pub fn verify_signature(&self, headers: &HeaderMap, body: &[u8]) -> bool {
         let Some(signature) = headers
