@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use gwen_segment::kafka::{KafkaSettings, OptionError, TopicPolicy, parse_option};
 use gwen_segment::mapping::UnknownTypes;
 use gwen_segment::secret::Secret;
+use gwen_segment::telemetry::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -27,13 +28,13 @@ pub struct Cli {
     /// Log level or filter (e.g. `debug`, `info,gwen_segment=debug`); RUST_LOG, when set, wins.
     #[arg(long, env = "GWEN_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
-}
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    /// One JSON object a line, for log collectors.
-    Json,
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP (protobuf) endpoint, such as
+    /// `http://otel-collector:4318`; spans go to its `/v1/traces`. Default: no spans exported.
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and `OTEL_BSP_*`
+    /// apply as the OpenTelemetry SDK defines them.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]

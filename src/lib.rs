@@ -18,4 +18,5 @@ pub mod registry;
 pub mod secret;
 pub mod segment;
 pub mod service;
+pub mod telemetry;
 pub mod transform;

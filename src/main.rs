@@ -4,14 +4,23 @@ mod commands;
 mod commands_ops;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
-
-use crate::cli::LogFormat;
+use gwen_segment::telemetry::{self, TelemetryConfig};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_logs(cli.log_format, &cli.log_level);
+    let telemetry = telemetry::init(&TelemetryConfig {
+        log_format: cli.log_format,
+        log_level: &cli.log_level,
+        otlp_endpoint: cli.otlp_endpoint.as_deref(),
+    });
+    let _telemetry = match telemetry {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
 
     match commands::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -19,24 +28,5 @@ async fn main() -> std::process::ExitCode {
             tracing::error!("{error:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Sends logs to stderr, filtered by RUST_LOG when set, else by `--log-level`.
-fn init_logs(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::try_new(level).unwrap_or_else(|error| {
-            eprintln!("invalid --log-level {level:?} ({error}); using info");
-            EnvFilter::new("info")
-        })
-    });
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
     }
 }

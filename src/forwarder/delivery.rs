@@ -9,12 +9,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use super::partitions::PendingEvent;
 use crate::backoff::Backoff;
 use crate::health::Health;
+use crate::kafka::headers;
 use crate::segment::{BatchEncoder, SegmentClient, Verdict};
+use crate::telemetry;
 
 /// A halt (401, 403, 404) is logged at most this often.
 const HALT_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -76,7 +78,15 @@ impl Delivery {
     /// Sends the events until every one is acknowledged or rejected by Segment. Never gives up on
     /// transient failures; the caller abandons the future to stop.
     pub async fn deliver(self: Arc<Self>, events: Vec<PendingEvent>) -> BatchOutcome {
-        let rejected = self.deliver_range(&events, 0..events.len()).await;
+        let traceparents = events
+            .iter()
+            .map(|event| super::header_text(event.message.as_ref(), headers::TRACEPARENT));
+        let span = telemetry::batch_span(events.len(), traceparents);
+        let rejected = self
+            .deliver_range(&events, 0..events.len())
+            .instrument(span.clone())
+            .await;
+        span.record("rejected", rejected.len());
         BatchOutcome { events, rejected }
     }
 

@@ -19,7 +19,7 @@ use axum::routing::post;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 pub use auth::{Authenticator, DEFAULT_SIGNATURE_HEADER, HeaderCheck};
 pub use body::{BodyError, Record, split_records};
@@ -29,6 +29,7 @@ pub use produce::{ProduceError, producer_config};
 use crate::health::Health;
 use crate::metrics::{label, metrics};
 use crate::registry::SchemaRegistry;
+use crate::telemetry;
 use produce::{RequestHeaders, produce_all};
 use read::read_body;
 
@@ -134,8 +135,14 @@ pub async fn run(
 
 async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Response {
     let request_id = request_id(request.headers());
-    let response = match receiver.handle(request, &request_id).await {
+    let (span, traceparent) = trace_request(request.headers(), &request_id);
+    let handled = receiver
+        .handle(request, &request_id, traceparent.as_deref())
+        .instrument(span.clone())
+        .await;
+    let response = match handled {
         Ok(accepted) => {
+            span.record("records", accepted);
             debug!(request_id, accepted, "webhooks accepted");
             metrics().receiver_webhooks_accepted.inc_by(accepted as u64);
             axum::Json(serde_json::json!({ "accepted": accepted })).into_response()
@@ -151,11 +158,28 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         .receiver_requests
         .get_or_create(&label("status", response.status().as_u16()))
         .inc();
+    span.record("http.response.status_code", response.status().as_u16());
     response
 }
 
+/// The request's span and the `traceparent` its records carry: the span's own context while
+/// spans are exported, else the sender's header unchanged.
+fn trace_request(headers: &HeaderMap, request_id: &str) -> (tracing::Span, Option<String>) {
+    let incoming = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    let span = telemetry::request_span(incoming, request_id);
+    let traceparent = telemetry::traceparent(&span).or_else(|| incoming.map(str::to_string));
+    (span, traceparent)
+}
+
 impl Receiver {
-    async fn handle(&self, request: Request, request_id: &str) -> Result<usize, ApiError> {
+    async fn handle(
+        &self,
+        request: Request,
+        request_id: &str,
+        traceparent: Option<&str>,
+    ) -> Result<usize, ApiError> {
         if self.health.is_stopping() {
             return Err(ApiError::Unavailable(
                 "the receiver is shutting down; retry on another instance".into(),
@@ -174,10 +198,6 @@ impl Receiver {
             return Err(ApiError::Unauthorized);
         }
         let content_type = check_content_type(headers)?;
-        let traceparent = headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
         let headers = headers.clone();
 
         let body = read_body(
@@ -206,7 +226,7 @@ impl Receiver {
             received_at: &received_at,
             request_id,
             content_type: &content_type,
-            traceparent: traceparent.as_deref(),
+            traceparent,
         };
         let started = std::time::Instant::now();
         let produced = tokio::time::timeout(

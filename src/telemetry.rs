@@ -1,0 +1,277 @@
+//! Logs on stderr and, when an OTLP endpoint is given, traces exported over OTLP/HTTP.
+//!
+//! Spans are made only while export is on, so the hot paths pay nothing for them otherwise. The
+//! receiver opens one span per request, a child of the sender's `traceparent`, and writes that
+//! span's context to Kafka as the record's `traceparent` header. The forwarder opens one span per
+//! Segment batch, linked to the contexts its records carry: a batch holds events of many traces,
+//! so a link, not a parent, ties it to each of them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+/// The service name on exported spans unless `OTEL_SERVICE_NAME` sets another.
+const SERVICE_NAME: &str = "gwen-segment";
+
+/// The OTLP/HTTP path for traces, appended to the endpoint as the OTLP specification asks.
+const TRACES_PATH: &str = "/v1/traces";
+
+/// An OpenTelemetry span takes at most this many links (the SDK's default span limit).
+pub const MAX_LINKS: usize = 128;
+
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+pub struct TelemetryConfig<'a> {
+    pub log_format: LogFormat,
+    /// A filter such as `info` or `info,gwen_segment=debug`; `RUST_LOG`, when set, wins.
+    pub log_level: &'a str,
+    /// Base URL of an OTLP/HTTP collector, such as `http://otel-collector:4318`.
+    pub otlp_endpoint: Option<&'a str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(
+        "invalid --otlp-endpoint {endpoint:?}: {reason}; give the collector's OTLP/HTTP base URL, such as http://otel-collector:4318"
+    )]
+    Endpoint { endpoint: String, reason: String },
+    #[error("cannot start the OTLP span exporter: {0}")]
+    Exporter(String),
+}
+
+/// Flushes and stops the span export when dropped, at the end of `main`.
+#[must_use = "spans are flushed when this is dropped"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let Some(provider) = self.provider.take() else {
+            return;
+        };
+        EXPORTING.store(false, Ordering::Relaxed);
+        if let Err(error) = provider.shutdown() {
+            eprintln!("exporting the last spans failed: {error}");
+        }
+    }
+}
+
+/// Installs the global subscriber: logs on stderr, and span export when an endpoint is given.
+pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    let provider = config.otlp_endpoint.map(tracer_provider).transpose()?;
+    let logs = log_layer(config.log_format).with_filter(log_filter(config.log_level));
+    let traces = provider.as_ref().map(|provider| {
+        // Only this crate's spans: they are few and named; dependencies' spans would be noise.
+        let spans = Targets::new().with_target("gwen_segment", LevelFilter::INFO);
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(SERVICE_NAME))
+            .with_filter(spans)
+    });
+    Registry::default().with(logs).with(traces).init();
+
+    if let Some(endpoint) = config.otlp_endpoint {
+        EXPORTING.store(true, Ordering::Relaxed);
+        tracing::info!(endpoint, "exporting spans over OTLP/HTTP");
+    }
+    Ok(Telemetry { provider })
+}
+
+/// Whether spans are exported; callers skip making spans when not.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// A span for one webhook request, a child of the sender's `traceparent` when it has a valid one.
+pub fn request_span(traceparent: Option<&str>, request_id: &str) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "webhook request",
+        otel.kind = "server",
+        request_id,
+        records = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = traceparent.and_then(remote_context) {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+    }
+    span
+}
+
+/// The `traceparent` header value for the span's context, when spans are exported.
+pub fn traceparent(span: &Span) -> Option<String> {
+    if !exporting() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// A span for one Segment batch, linked to the valid contexts among the records' `traceparent`
+/// headers (at most [`MAX_LINKS`]).
+pub fn batch_span<'a>(events: usize, traceparents: impl Iterator<Item = Option<&'a str>>) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "segment batch",
+        otel.kind = "client",
+        events,
+        rejected = tracing::field::Empty,
+    );
+    for context in traceparents
+        .flatten()
+        .filter_map(remote_context)
+        .take(MAX_LINKS)
+    {
+        span.add_link(context);
+    }
+    span
+}
+
+/// Parses a W3C `traceparent` header value; None when it is not a valid one.
+fn remote_context(traceparent: &str) -> Option<SpanContext> {
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then_some(span_context)
+}
+
+fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let traces_url = traces_url(endpoint)?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(traces_url)
+        .build()
+        .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(SERVICE_NAME);
+    }
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build())
+}
+
+/// The traces URL for a collector's base URL: `http://collector:4318` gives
+/// `http://collector:4318/v1/traces`.
+fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
+    let invalid = |reason: &str| TelemetryError::Endpoint {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = reqwest::Url::parse(endpoint).map_err(|error| invalid(&error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("it must not have a query or a fragment"));
+    }
+    Ok(format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/')))
+}
+
+fn log_filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::try_new(level).unwrap_or_else(|error| {
+            eprintln!("invalid --log-level {level:?} ({error}); using info");
+            EnvFilter::new("info")
+        })
+    })
+}
+
+fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Text => layer
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traces_url_appends_the_traces_path_once() {
+        for (endpoint, expected) in [
+            ("http://collector:4318", "http://collector:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            (
+                "https://otel.example/base",
+                "https://otel.example/base/v1/traces",
+            ),
+        ] {
+            assert_eq!(traces_url(endpoint).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn traces_url_rejects_what_is_not_an_http_base_url() {
+        for endpoint in [
+            "collector:4318",
+            "ftp://collector",
+            "http://c/?a=1",
+            "",
+            "4318",
+        ] {
+            let error = traces_url(endpoint).unwrap_err().to_string();
+            assert!(error.contains("--otlp-endpoint"), "{error}");
+            assert!(error.contains(&format!("{endpoint:?}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn remote_context_accepts_only_valid_traceparents() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = remote_context(valid).unwrap();
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(context.is_sampled());
+        for invalid in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        ] {
+            assert!(remote_context(invalid).is_none(), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn spans_are_not_made_while_nothing_is_exported() {
+        assert!(request_span(None, "id").is_none());
+        assert!(batch_span(1, std::iter::once(None)).is_none());
+        assert_eq!(traceparent(&Span::none()), None);
+    }
+}
