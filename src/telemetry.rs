@@ -3,8 +3,8 @@
 //! Spans are made only while export is on, so the hot paths pay nothing for them otherwise. The
 //! receiver opens one span per request, a child of the sender's `traceparent`, and writes that
 //! span's context to Kafka as the record's `traceparent` header. The forwarder opens one span per
-//! Segment batch, linked to the contexts its records carry: a batch holds events of many traces,
-//! so a link, not a parent, ties it to each of them.
+//! Segment batch, linked to the contexts its records carry. A batch contains events of many
+//! traces, so a link, not a parent, ties it to each of them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ use tracing_subscriber::{Layer, Registry};
 /// The service name on exported spans unless `OTEL_SERVICE_NAME` sets another.
 const SERVICE_NAME: &str = "gwen-segment";
 
-/// The OTLP/HTTP path for traces, appended to the endpoint as the OTLP specification asks.
+/// The OTLP/HTTP path for traces, appended to the endpoint as the OTLP specification requires.
 const TRACES_PATH: &str = "/v1/traces";
 
 /// An OpenTelemetry span takes at most this many links (the SDK's default span limit).
@@ -42,7 +42,7 @@ pub enum LogFormat {
 
 pub struct TelemetryConfig<'a> {
     pub log_format: LogFormat,
-    /// A filter such as `info` or `info,gwen_segment=debug`; `RUST_LOG`, when set, wins.
+    /// A filter such as `info` or `info,gwen_segment=debug`. `RUST_LOG`, when set, wins.
     pub log_level: &'a str,
     /// Base URL of an OTLP/HTTP collector, such as `http://otel-collector:4318`.
     pub otlp_endpoint: Option<&'a str>,
@@ -81,7 +81,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let provider = config.otlp_endpoint.map(tracer_provider).transpose()?;
     let logs = log_layer(config.log_format).with_filter(log_filter(config.log_level));
     let traces = provider.as_ref().map(|provider| {
-        // Only this crate's spans: they are few and named; dependencies' spans would be noise.
+        // Only this crate's spans are exported, because they are few and named.
         let spans = Targets::new().with_target("gwen_segment", LevelFilter::INFO);
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(SERVICE_NAME))
@@ -96,12 +96,12 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     Ok(Telemetry { provider })
 }
 
-/// Whether spans are exported; callers skip making spans when not.
+/// Returns whether spans are exported. Callers make no spans when they are not.
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// A span for one webhook request, a child of the sender's `traceparent` when it has a valid one.
+/// Opens a span for one webhook request, a child of the sender's `traceparent` when it is valid.
 pub fn request_span(traceparent: Option<&str>, request_id: &str) -> Span {
     if !exporting() {
         return Span::none();
@@ -119,7 +119,7 @@ pub fn request_span(traceparent: Option<&str>, request_id: &str) -> Span {
     span
 }
 
-/// The `traceparent` header value for the span's context, when spans are exported.
+/// Returns the `traceparent` header value of the span's context while spans are exported.
 pub fn traceparent(span: &Span) -> Option<String> {
     if !exporting() {
         return None;
@@ -129,8 +129,8 @@ pub fn traceparent(span: &Span) -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// A span for one Segment batch, linked to the valid contexts among the records' `traceparent`
-/// headers (at most [`MAX_LINKS`]).
+/// Opens a span for one Segment batch, linked to the valid contexts among the records'
+/// `traceparent` headers (at most [`MAX_LINKS`]).
 pub fn batch_span<'a>(events: usize, traceparents: impl Iterator<Item = Option<&'a str>>) -> Span {
     if !exporting() {
         return Span::none();
@@ -151,7 +151,7 @@ pub fn batch_span<'a>(events: usize, traceparents: impl Iterator<Item = Option<&
     span
 }
 
-/// Parses a W3C `traceparent` header value; None when it is not a valid one.
+/// Parses a W3C `traceparent` header value, or returns None when it is invalid.
 fn remote_context(traceparent: &str) -> Option<SpanContext> {
     let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
     let context = TraceContextPropagator::new().extract(&carrier);
@@ -177,7 +177,7 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         .build())
 }
 
-/// The traces URL for a collector's base URL: `http://collector:4318` gives
+/// Builds the traces URL from a collector's base URL: `http://collector:4318` gives
 /// `http://collector:4318/v1/traces`.
 fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
     let invalid = |reason: &str| TelemetryError::Endpoint {
@@ -235,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn traces_url_rejects_what_is_not_an_http_base_url() {
+    fn traces_url_rejects_invalid_urls() {
         for endpoint in [
             "collector:4318",
             "ftp://collector",

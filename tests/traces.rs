@@ -49,7 +49,7 @@ impl Collector {
     }
 }
 
-/// Starts the collector double; returns it and its base URL.
+/// Starts the collector double and returns it with its base URL.
 async fn start_collector() -> (Collector, String) {
     let collector = Collector::default();
     let app = Router::new()
@@ -140,12 +140,13 @@ async fn post_with_traceparent(url: &str, body: &str, traceparent: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_follow_each_webhook_from_receiver_through_kafka_to_its_segment_batch() {
+async fn spans_link_receiver_requests_to_batches() {
     require_broker();
     let (collector, otlp) = start_collector().await;
     let capture = start_capture().await;
     let topic = unique("traces");
-    // Spans leave only when the processes stop: this also checks the flush at shutdown.
+    // The SDK exports every 5 s by default, longer than this test runs, so the spans arrive at
+    // shutdown and this also checks the flush.
     let otlp_args = ["--otlp-endpoint", otlp.as_str()];
     let (mut receiver, url) = spawn_receiver(&topic, &otlp_args).await;
     let mut forwarder = spawn_forwarder(
@@ -220,7 +221,7 @@ async fn spans_follow_each_webhook_from_receiver_through_kafka_to_its_segment_ba
 }
 
 #[test]
-fn an_invalid_otlp_endpoint_stops_start_up_naming_the_value() {
+fn otlp_endpoint_invalid_fails_start_up() {
     let output = Command::new(env!("CARGO_BIN_EXE_gwen-segment"))
         .args(["capture", "--otlp-endpoint", "collector:4318"])
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
