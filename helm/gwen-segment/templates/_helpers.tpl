@@ -101,6 +101,15 @@ Log settings of every command, as ConfigMap data lines.
 {{- define "gwen-segment.logConfigData" -}}
 GWEN_LOG_LEVEL: {{ .Values.logLevel | quote }}
 GWEN_LOG_FORMAT: {{ .Values.logFormat | quote }}
+{{- with .Values.otlp.endpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+{{- with .Values.otlp.sampler }}
+OTEL_TRACES_SAMPLER: {{ . | quote }}
+{{- end }}
+{{- with .Values.otlp.samplerArg }}
+OTEL_TRACES_SAMPLER_ARG: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
