@@ -63,10 +63,11 @@ fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text)
 }
 
+/// Connection to the Kafka cluster, shared by every command that uses one.
 #[derive(Args, Clone)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers, comma-separated host:port [default: localhost:9092; standalone:
-    /// an embedded in-memory broker].
+pub struct ConnectionArgs {
+    /// Kafka bootstrap servers, comma-separated host:port [default: localhost:9092, except
+    /// standalone, which runs an embedded in-memory broker].
     #[arg(long, env = "KAFKA_BROKERS")]
     pub brokers: Option<String>,
 
@@ -100,20 +101,12 @@ pub struct KafkaArgs {
     /// ssl.ca.location: a PEM file of the CA that signed the brokers' certificates.
     #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
     pub kafka_ssl_ca_location: Option<String>,
-
-    /// Do not create missing topics at start-up; exit instead.
-    #[arg(long, env = "GWEN_NO_CREATE_TOPICS")]
-    pub no_create_topics: bool,
-
-    /// Partitions of a topic created at start-up.
-    #[arg(long, env = "GWEN_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..))]
-    pub topic_partitions: i32,
 }
 
-/// Brokers of `receiver` and `forwarder` when none are given.
+/// Brokers used when none are given, by every command but `standalone`.
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
 
-impl KafkaArgs {
+impl ConnectionArgs {
     /// Builds the client settings for `brokers`, which overrides `--brokers`.
     pub fn settings_for(&self, brokers: &str) -> Result<KafkaSettings, OptionError> {
         let options = self
@@ -136,6 +129,27 @@ impl KafkaArgs {
     /// Builds the client settings for `--brokers`, or localhost when none are given.
     pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
         self.settings_for(self.brokers.as_deref().unwrap_or(DEFAULT_BROKERS))
+    }
+}
+
+/// Kafka settings of `receiver`, `forwarder` and `standalone`: the connection and topic creation.
+#[derive(Args)]
+pub struct KafkaArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Do not create missing topics at start-up; exit instead.
+    #[arg(long, env = "GWEN_NO_CREATE_TOPICS")]
+    pub no_create_topics: bool,
+
+    /// Partitions of a topic created at start-up.
+    #[arg(long, env = "GWEN_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..))]
+    pub topic_partitions: i32,
+}
+
+impl KafkaArgs {
+    pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
+        self.connection.settings()
     }
 
     pub fn topic_policy(&self) -> TopicPolicy {

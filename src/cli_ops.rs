@@ -6,13 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::builder::PossibleValuesParser;
 use clap::{ArgGroup, Args, Subcommand};
-use gwen_segment::kafka::{KafkaSettings, OptionError, parse_option};
 use gwen_segment::ops::dlq::DlqSelection;
 use gwen_segment::ops::replay::ReplayTarget;
 use gwen_segment::ops::topics::TopicSpec;
-use gwen_segment::secret::Secret;
 
-use crate::cli::DEFAULT_BROKERS;
+use crate::cli::ConnectionArgs;
 
 /// Values of the `gwen-dlq-kind` header.
 const DLQ_KINDS: [&str; 5] = [
@@ -34,64 +32,6 @@ pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
 
 fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text)
-}
-
-/// Connection to the Kafka cluster, as for `receiver` and `forwarder`.
-#[derive(Args, Clone)]
-pub struct ConnectionArgs {
-    /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = DEFAULT_BROKERS)]
-    pub brokers: String,
-
-    /// Raw librdkafka property KEY=VALUE, for tuning; repeatable. The settings delivery depends on
-    /// are rejected, as for the other commands.
-    #[arg(
-        long = "kafka-option",
-        env = "KAFKA_OPTIONS",
-        value_delimiter = ';',
-        hide_env_values = true
-    )]
-    pub kafka_options: Vec<String>,
-
-    /// security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl.
-    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
-    pub kafka_security_protocol: Option<String>,
-
-    /// sasl.mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
-    pub kafka_sasl_mechanism: Option<String>,
-
-    /// sasl.username.
-    #[arg(long, env = "KAFKA_SASL_USERNAME")]
-    pub kafka_sasl_username: Option<String>,
-
-    /// sasl.password; prefer the environment variable over the flag.
-    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub kafka_sasl_password: Option<Secret>,
-
-    /// ssl.ca.location: a PEM file of the CA that signed the brokers' certificates.
-    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
-    pub kafka_ssl_ca_location: Option<String>,
-}
-
-impl ConnectionArgs {
-    pub fn settings(&self) -> Result<KafkaSettings, OptionError> {
-        let options = self
-            .kafka_options
-            .iter()
-            .filter(|option| !option.trim().is_empty())
-            .map(|option| parse_option(option))
-            .collect::<Result<_, _>>()?;
-        Ok(KafkaSettings {
-            brokers: self.brokers.clone(),
-            security_protocol: self.kafka_security_protocol.clone(),
-            sasl_mechanism: self.kafka_sasl_mechanism.clone(),
-            sasl_username: self.kafka_sasl_username.clone(),
-            sasl_password: self.kafka_sasl_password.clone(),
-            ssl_ca_location: self.kafka_ssl_ca_location.clone(),
-            options,
-        })
-    }
 }
 
 #[derive(Args)]

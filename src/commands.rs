@@ -188,7 +188,7 @@ async fn standalone(args: StandaloneArgs, shutdown: CancellationToken) -> anyhow
     let topics = args.kafka.topic_policy();
     // Kept alive until the command ends: dropping it stops the embedded broker.
     let mut embedded = None;
-    let brokers = match &args.kafka.brokers {
+    let brokers = match &args.kafka.connection.brokers {
         Some(brokers) => brokers.clone(),
         None => {
             let cluster = embedded_cluster(&args, topics.partitions)?;
@@ -197,7 +197,7 @@ async fn standalone(args: StandaloneArgs, shutdown: CancellationToken) -> anyhow
             brokers
         }
     };
-    let kafka = args.kafka.settings_for(&brokers)?;
+    let kafka = args.kafka.connection.settings_for(&brokers)?;
 
     let segment = match &args.forwarder.segment_write_key {
         Some(_) => segment_client(&args.forwarder)?,
