@@ -8,7 +8,7 @@ queries) and of monitoring/alerts.yaml, and fails when one of them uses:
   - a label that the metric does not carry, in a matcher or in `by`, `without`, `on` or
     `ignoring`. The labels Prometheus adds to every target (`job`, `instance`, and those of the
     Prometheus Operator's Kubernetes discovery) are allowed everywhere;
-  - a counter series outside rate(), irate() or increase(), or a gauge inside one of them;
+  - a counter series outside rate(), irate(), increase() or resets(), or a gauge inside one;
   - a function name PromQL does not have.
 It also checks the dashboard itself: every panel query goes through the `datasource` variable,
 every `$variable` in a query is defined, and panel ids are unique.
@@ -51,26 +51,33 @@ AGGREGATIONS = frozenset(
     }
 )
 
+# The functions in promql/parser/functions.go of the Prometheus source, experimental ones included.
 FUNCTIONS = AGGREGATIONS | COUNTER_FUNCTIONS | frozenset(
     {
-        "abs", "absent", "absent_over_time", "avg_over_time", "ceil", "changes", "clamp",
-        "clamp_max", "clamp_min", "count_over_time", "day_of_month", "day_of_week",
-        "day_of_year", "days_in_month", "delta", "deriv", "exp", "floor", "histogram_avg",
-        "histogram_count", "histogram_fraction", "histogram_quantile", "histogram_stddev",
-        "histogram_stdvar", "histogram_sum", "hour", "idelta", "label_join", "label_replace",
-        "last_over_time", "ln", "log10", "log2", "max_over_time", "min_over_time", "minute",
-        "month", "predict_linear", "present_over_time", "quantile_over_time", "round",
-        "scalar", "sgn", "sort", "sort_desc", "sort_by_label", "sort_by_label_desc", "sqrt",
-        "stddev_over_time", "stdvar_over_time", "sum_over_time", "time", "timestamp", "vector",
-        "year",
+        "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
+        "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
+        "count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
+        "delta", "deriv", "double_exponential_smoothing", "end", "exp", "first_over_time",
+        "floor", "histogram_avg", "histogram_count", "histogram_fraction", "histogram_quantile",
+        "histogram_quantiles", "histogram_stddev", "histogram_stdvar", "histogram_sum", "hour",
+        "idelta", "info", "integral", "label_join", "label_replace", "last_over_time", "ln",
+        "log10", "log2", "mad_over_time", "max_over_time", "min_over_time", "minute", "month",
+        "pi", "predict_linear", "present_over_time", "quantile_over_time", "rad", "range",
+        "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_by_label", "sort_by_label_desc",
+        "sort_desc", "sqrt", "start", "stddev_over_time", "stdvar_over_time", "step",
+        "sum_over_time", "tan", "tanh", "time", "timestamp", "ts_of_first_over_time",
+        "ts_of_last_over_time", "ts_of_max_over_time", "ts_of_min_over_time", "vector", "year",
     }
 )
 
 GROUPING_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 OTHER_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"})
 
-# Grafana's built-in variables, replaced by a duration before parsing.
+# A Grafana variable: $name, ${name} or ${name:format}, or the deprecated [[name]]. Outside
+# strings it is replaced by a duration before parsing, because that is where Grafana's own
+# interval variables stand.
 GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
+# The variables Grafana defines itself.
 GRAFANA_BUILTINS = frozenset(
     {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms"}
 )
@@ -132,7 +139,7 @@ class Expression:
 
 
 def tokenize(text):
-    """Split PromQL into (kind, value) tokens; raise ValueError on a character it cannot read."""
+    """Split PromQL into (kind, value) tokens. Raises ValueError on text it cannot read."""
     tokens = []
     position = 0
     while position < len(text):
