@@ -244,7 +244,8 @@ def check_series(name, matchers, function, expression, exposition, known_series,
     labels = exposition.labels.get(name, set()) | TARGET_LABELS
     for label in matchers:
         if label not in labels:
-            fail(f"label {label!r} is not a label of {name}; it has {sorted(labels - TARGET_LABELS)}")
+            own_labels = sorted(labels - TARGET_LABELS)
+            fail(f"label {label!r} is not a label of {name}; it has {own_labels}")
 
     # A label_values() selector only lists label values, so the kind does not matter there.
     if expression.label_values_label is not None:
