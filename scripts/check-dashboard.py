@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Check the PromQL of the Grafana dashboard and the alerting rules against gwen-segment's metrics.
+
+Reads the expressions of monitoring/grafana-dashboard.json (panel targets and template variable
+queries) and of monitoring/alerts.yaml, and fails when one of them uses:
+  - a metric name that the metrics text does not contain. Histograms count with their `_bucket`,
+    `_sum` and `_count` series, counters with their `_total` series;
+  - a label that the metric does not carry, in a matcher or in `by`, `without`, `on` or
+    `ignoring`. The labels Prometheus adds to every target (`job`, `instance`, and those of the
+    Prometheus Operator's Kubernetes discovery) are allowed everywhere;
+  - a counter series outside rate(), irate(), increase() or resets(), or a gauge inside one;
+  - a function name PromQL does not have.
+It also checks the dashboard itself: every panel query goes through the `datasource` variable,
+every `$variable` in a query is defined, and panel ids are unique.
+
+The metrics text is monitoring/metrics-sample.txt, a scrape of `/metrics`. Label names are only
+known from series that have samples, so the scrape must come from a process that received
+webhooks, delivered to Segment and dead-lettered one. To refresh it, run `gwen-segment capture
+--listen 127.0.0.1:18088 --fail-status 500 --fail-count 1` and, with SEGMENT_WRITE_KEY set,
+`gwen-segment standalone --segment-url http://127.0.0.1:18088 --webhook-keys dev-key`. Then post
+the webhook fixtures, one webhook without `userId` and one with a wrong key, wait 10 s for the
+consumer statistics, and save the output of `curl http://127.0.0.1:9090/metrics`.
+
+With --registry-source src/metrics.rs, the metric families of the text are also compared with the
+names that file registers, so that a metric added or renamed in the code fails until the sample
+is scraped again.
+
+Needs PyYAML. Used by scripts/check-deploy.
+"""
+
+import argparse
+import difflib
+import json
+import re
+import sys
+
+import yaml
+
+# Labels that Prometheus attaches to every scraped series: `job` and `instance` always, the rest
+# through the Kubernetes service discovery of the Prometheus Operator's ServiceMonitor.
+TARGET_LABELS = frozenset(
+    {"job", "instance", "namespace", "pod", "service", "container", "endpoint", "__name__"}
+)
+
+COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets"})
+
+AGGREGATIONS = frozenset(
+    {
+        "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+        "bottomk", "topk", "quantile", "limitk", "limit_ratio",
+    }
+)
+
+# The functions in promql/parser/functions.go of the Prometheus source, experimental ones included.
+FUNCTIONS = AGGREGATIONS | COUNTER_FUNCTIONS | frozenset(
+    {
+        "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
+        "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
+        "count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
+        "delta", "deriv", "double_exponential_smoothing", "end", "exp", "first_over_time",
+        "floor", "histogram_avg", "histogram_count", "histogram_fraction", "histogram_quantile",
+        "histogram_quantiles", "histogram_stddev", "histogram_stdvar", "histogram_sum", "hour",
+        "idelta", "info", "integral", "label_join", "label_replace", "last_over_time", "ln",
+        "log10", "log2", "mad_over_time", "max_over_time", "min_over_time", "minute", "month",
+        "pi", "predict_linear", "present_over_time", "quantile_over_time", "rad", "range",
+        "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_by_label", "sort_by_label_desc",
+        "sort_desc", "sqrt", "start", "stddev_over_time", "stdvar_over_time", "step",
+        "sum_over_time", "tan", "tanh", "time", "timestamp", "ts_of_first_over_time",
+        "ts_of_last_over_time", "ts_of_max_over_time", "ts_of_min_over_time", "vector", "year",
+    }
+)
+
+GROUPING_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+OTHER_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"})
+
+# A Grafana variable: $name, ${name} or ${name:format}, or the deprecated [[name]]. Outside
+# strings it is replaced by a duration before parsing, because that is where Grafana's own
+# interval variables stand.
+GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
+# The variables Grafana defines itself.
+GRAFANA_BUILTINS = frozenset(
+    {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms"}
+)
+
+TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<number>(?:\d+(?:\.\d+)?(?:ms|[smhdwy])?)+|0x[0-9a-fA-F]+)
+  | (?P<identifier>[A-Za-z_:][A-Za-z0-9_:]*)
+  | (?P<operator>=~|!~|!=|==|<=|>=|[-+*/%^<>=,(){}\[\]@])
+    """,
+    re.VERBOSE,
+)
+
+SAMPLE_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s")
+SAMPLE_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="(?:[^"\\]|\\.)*"')
+TYPE_LINE = re.compile(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) (\w+)")
+REGISTER_CALL = re.compile(r'registry\.register\(\s*"([a-z0-9_]+)"')
+REGISTRY_PREFIX = re.compile(r'Registry::with_prefix\("([a-z0-9_]+)"\)')
+
+
+class Exposition:
+    """The series of a metrics text: the labels and the kind of each series name."""
+
+    def __init__(self, text):
+        self.families = {}
+        self.labels = {}
+        for line in text.splitlines():
+            type_match = TYPE_LINE.match(line)
+            if type_match:
+                self.families[type_match.group(1)] = type_match.group(2)
+                continue
+            if line.startswith("#") or not line.strip():
+                continue
+            sample = SAMPLE_LINE.match(line)
+            if sample:
+                names = set(SAMPLE_LABEL.findall(sample.group(2) or ""))
+                self.labels.setdefault(sample.group(1), set()).update(names)
+
+    def kind(self, series):
+        """Return `counter` for series that only grow, `gauge` for the others."""
+        family_type = self.families.get(series)
+        if family_type is None:
+            for suffix in ("_total", "_bucket", "_sum", "_count", "_created"):
+                if series.endswith(suffix) and series[: -len(suffix)] in self.families:
+                    family_type = self.families[series[: -len(suffix)]]
+                    break
+        return "counter" if family_type in ("counter", "histogram", "summary") else "gauge"
+
+
+class Expression:
+    """One PromQL expression with the place it came from, for the error messages."""
+
+    def __init__(self, source, text, label_values_label=None):
+        self.source = source
+        self.text = text
+        self.label_values_label = label_values_label
+
+
+def tokenize(text):
+    """Split PromQL into (kind, value) tokens. Raises ValueError on text it cannot read."""
+    tokens = []
+    position = 0
+    while position < len(text):
+        match = TOKEN.match(text, position)
+        if not match:
+            raise ValueError(f"cannot parse {text[position:position + 20]!r}")
+        position = match.end()
+        if match.lastgroup != "space":
+            tokens.append((match.lastgroup, match.group()))
+    return tokens
+
+
+def replace_grafana_variables(text):
+    """Replace Grafana variables outside strings by a duration, so the text parses as PromQL."""
+    parts = re.split(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', text)
+    for index in range(0, len(parts), 2):
+        parts[index] = GRAFANA_VARIABLE.sub("1m", parts[index])
+    return "".join(parts)
+
+
+def check_expression(expression, exposition, recorded, errors):
+    """Append to errors every unknown metric, label, function or misused counter in expression."""
+
+    def fail(message):
+        errors.append(f"{expression.source}: {message}\n    expr: {expression.text}")
+
+    try:
+        tokens = tokenize(replace_grafana_variables(expression.text))
+    except ValueError as error:
+        fail(str(error))
+        return
+
+    known_series = set(exposition.labels) | recorded
+    used_metrics = []
+    grouping_labels = []
+    # The open parentheses: a function name, or None for a plain one.
+    stack = []
+    # An aggregation written as `sum by (label) (...)`, whose parenthesis follows the grouping.
+    pending_aggregation = None
+    index = 0
+    while index < len(tokens):
+        kind, value = tokens[index]
+        following = tokens[index + 1][1] if index + 1 < len(tokens) else None
+
+        if kind == "operator" and value == "[":
+            while index < len(tokens) and tokens[index][1] != "]":
+                index += 1
+        elif kind == "operator" and value == "(":
+            stack.append(pending_aggregation)
+            pending_aggregation = None
+        elif kind == "operator" and value == ")":
+            if stack:
+                stack.pop()
+        elif kind == "identifier" and value in GROUPING_KEYWORDS:
+            if following == "(":
+                index += 2
+                while index < len(tokens) and tokens[index][1] != ")":
+                    if tokens[index][0] == "identifier":
+                        grouping_labels.append(tokens[index][1])
+                    index += 1
+        elif kind == "identifier" and value in OTHER_KEYWORDS:
+            pass
+        elif kind == "identifier" and value in AGGREGATIONS and following in ("by", "without"):
+            pending_aggregation = value
+        elif kind == "identifier" and following == "(":
+            if value not in FUNCTIONS:
+                fail(f"{value}() is not a PromQL function")
+            stack.append(value)
+            index += 1
+        elif kind == "identifier":
+            function = next((name for name in reversed(stack) if name is not None), None)
+            matchers = []
+            if following == "{":
+                index += 2
+                while index < len(tokens) and tokens[index][1] != "}":
+                    if tokens[index][0] == "identifier":
+                        matchers.append(tokens[index][1])
+                    index += 1
+            used_metrics.append(value)
+            check_series(value, matchers, function, expression, exposition, known_series, fail)
+        index += 1
+
+    available = set(TARGET_LABELS)
+    for metric in used_metrics:
+        available |= exposition.labels.get(metric, set())
+    for label in grouping_labels:
+        if label not in available:
+            fail(f"label {label!r} in a grouping clause is on none of {sorted(set(used_metrics))}")
+    if expression.label_values_label and expression.label_values_label not in available:
+        fail(f"label_values() asks for {expression.label_values_label!r}, which "
+             f"{sorted(set(used_metrics))} do not carry")
+
+
+def check_series(name, matchers, function, expression, exposition, known_series, fail):
+    """Check one series selector: its name, its matcher labels and the function around it."""
+    if name not in known_series:
+        close = difflib.get_close_matches(name, known_series, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        fail(f"metric {name} is not in the metrics text{hint}")
+        return
+
+    labels = exposition.labels.get(name, set()) | TARGET_LABELS
+    for label in matchers:
+        if label not in labels:
+            own_labels = sorted(labels - TARGET_LABELS)
+            fail(f"label {label!r} is not a label of {name}; it has {own_labels}")
+
+    # A label_values() selector only lists label values, so the kind does not matter there.
+    if expression.label_values_label is not None:
+        return
+    kind = exposition.kind(name)
+    if kind == "counter" and function not in COUNTER_FUNCTIONS:
+        fail(f"{name} is a counter; wrap it in rate() or increase()")
+    if kind == "gauge" and function in COUNTER_FUNCTIONS:
+        fail(f"{name} is a gauge; {function}() is meant for counters")
+
+
+def dashboard_expressions(dashboard, errors):
+    """Collect the queries of a dashboard and check the variables, datasources and panel ids."""
+    expressions = []
+    variables = set(GRAFANA_BUILTINS)
+    for variable in dashboard.get("templating", {}).get("list", []):
+        variables.add(variable["name"])
+
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        query = variable.get("query")
+        if isinstance(query, dict):
+            query = query.get("query")
+        source = f"dashboard variable {variable['name']!r}"
+        expressions.extend(grafana_query_expressions(source, query, errors))
+
+    panel_ids = set()
+    for panel in walk_panels(dashboard.get("panels", [])):
+        title = panel.get("title", "(untitled)")
+        if panel.get("id") in panel_ids:
+            errors.append(f"dashboard panel {title!r}: id {panel.get('id')} is used twice")
+        panel_ids.add(panel.get("id"))
+        if panel.get("type") == "row":
+            continue
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append(f"dashboard panel {title!r}: datasource uid is not ${{datasource}}")
+        for target in panel.get("targets", []):
+            source = f"dashboard panel {title!r} query {target.get('refId')}"
+            if target.get("datasource", {}).get("uid", "${datasource}") != "${datasource}":
+                errors.append(f"{source}: datasource uid is not ${{datasource}}")
+            expressions.append(Expression(source, target["expr"]))
+
+    for expression in expressions:
+        for match in GRAFANA_VARIABLE.finditer(expression.text):
+            name = next(group for group in match.groups() if group)
+            if name not in variables:
+                errors.append(f"{expression.source}: variable ${name} is not defined\n"
+                              f"    expr: {expression.text}")
+    return expressions
+
+
+def walk_panels(panels):
+    """Yield every panel, including those inside collapsed rows."""
+    for panel in panels:
+        yield panel
+        yield from walk_panels(panel.get("panels", []))
+
+
+def grafana_query_expressions(source, query, errors):
+    """Turn a Prometheus template variable query of Grafana into PromQL expressions."""
+    match = re.fullmatch(r"\s*label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*", query or "")
+    if match:
+        return [Expression(source, match.group(1), label_values_label=match.group(2))]
+    match = re.fullmatch(r"\s*query_result\((.*)\)\s*", query or "")
+    if match:
+        return [Expression(source, match.group(1))]
+    errors.append(f"{source}: query {query!r} is not label_values(selector, label) or "
+                  "query_result(expr), the forms this check reads")
+    return []
+
+
+def rule_expressions(rules_document, path):
+    """Collect the expressions and the recorded series names of a Prometheus rules file."""
+    expressions = []
+    recorded = set()
+    for group in rules_document.get("groups", []):
+        for rule in group.get("rules", []):
+            name = rule.get("alert") or rule.get("record")
+            if "record" in rule:
+                recorded.add(rule["record"])
+            expressions.append(Expression(f"{path} rule {name}", str(rule["expr"])))
+    return expressions, recorded
+
+
+def check_registry(exposition, source_path, metrics_path, errors):
+    """Compare the families of the metrics text with those the Rust source registers."""
+    with open(source_path, encoding="utf-8") as file:
+        source = file.read()
+    prefix_match = REGISTRY_PREFIX.search(source)
+    prefix = f"{prefix_match.group(1)}_" if prefix_match else ""
+    registered = {prefix + name for name in REGISTER_CALL.findall(source)}
+    if not registered:
+        errors.append(f"{source_path}: no registry.register(\"...\") calls found")
+        return
+    scraped = set(exposition.families)
+    for name in sorted(registered - scraped):
+        errors.append(f"{metrics_path}: no {name}, which {source_path} registers; "
+                      "scrape the sample again (see this script's docstring)")
+    for name in sorted(scraped - registered):
+        errors.append(f"{metrics_path}: {name} is not registered in {source_path} any more; "
+                      "scrape the sample again (see this script's docstring)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--metrics", required=True,
+                        help="Prometheus text scraped from /metrics")
+    parser.add_argument("--dashboard", action="append", default=[],
+                        help="Grafana dashboard JSON; repeatable")
+    parser.add_argument("--rules", action="append", default=[],
+                        help="Prometheus rules YAML; repeatable")
+    parser.add_argument("--registry-source",
+                        help="Rust file whose registry.register calls list every metric family")
+    args = parser.parse_args()
+
+    with open(args.metrics, encoding="utf-8") as file:
+        exposition = Exposition(file.read())
+    errors = []
+    if not exposition.labels:
+        errors.append(f"{args.metrics}: no samples")
+    if args.registry_source:
+        check_registry(exposition, args.registry_source, args.metrics, errors)
+
+    expressions = []
+    recorded = set()
+    for path in args.rules:
+        with open(path, encoding="utf-8") as file:
+            rule_list, rule_records = rule_expressions(yaml.safe_load(file), path)
+        expressions.extend(rule_list)
+        recorded |= rule_records
+    for path in args.dashboard:
+        with open(path, encoding="utf-8") as file:
+            dashboard = json.load(file)
+        expressions.extend(dashboard_expressions(dashboard, errors))
+
+    for expression in expressions:
+        check_expression(expression, exposition, recorded, errors)
+
+    for error in errors:
+        print(f"ERROR {error}", file=sys.stderr)
+    if errors:
+        sys.exit(1)
+    metric_count = len(exposition.families)
+    print(f"{len(expressions)} expressions use only the series and labels of {args.metrics} "
+          f"({metric_count} metric families)")
+
+
+if __name__ == "__main__":
+    main()
