@@ -501,3 +501,69 @@ async fn offset_out_of_retention_is_counted() {
     assert!(resets() > before, "the offset reset was not counted");
     forwarder.stop().await;
 }
+
+/// The partitions that have a `gwen_consumer_lag` series in a forwarder's `/metrics`.
+async fn lag_partitions(admin: &str) -> Vec<String> {
+    let Ok(response) = reqwest::get(format!("http://{admin}/metrics")).await else {
+        return Vec::new();
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|line| line.starts_with("gwen_consumer_lag{"))
+        .filter_map(|line| line.split('"').nth(1).map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_gauges_only_for_owned_partitions() {
+    require_broker();
+    let capture = start_capture().await;
+    let (topic, dlq, group) = (unique("lag"), unique("lag-dlq"), unique("lag-group"));
+    let (first_admin, second_admin) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let extra = ["--kafka-option", "statistics.interval.ms=500"];
+    let mut first = KillOnDrop(
+        spawn_forwarder_at(&first_admin, &topic, &dlq, &group, &capture.url, &extra).await,
+    );
+    for partition in 0..6 {
+        let webhook = format!(r#"{{"type":"wallet_update","userId":"lag-{partition}"}}"#);
+        produce(&topic, partition, None, webhook.as_bytes()).await;
+    }
+    wait_until(Duration::from_secs(30), "six events at capture", || {
+        capture.capture.events().len() >= 6
+    })
+    .await;
+    let mut owned_by_first = Vec::new();
+    for _ in 0..100 {
+        owned_by_first = lag_partitions(&first_admin).await;
+        if owned_by_first.len() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owned_by_first.len(), 6, "{owned_by_first:?}");
+
+    // A second member takes some partitions. Each must then have one series across the group.
+    let mut second = KillOnDrop(
+        spawn_forwarder_at(&second_admin, &topic, &dlq, &group, &capture.url, &extra).await,
+    );
+    let mut series = Vec::new();
+    for _ in 0..150 {
+        let (first_series, second_series) = (
+            lag_partitions(&first_admin).await,
+            lag_partitions(&second_admin).await,
+        );
+        series = [first_series.clone(), second_series.clone()].concat();
+        if !first_series.is_empty() && !second_series.is_empty() && series.len() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    series.sort();
+    assert_eq!(series, ["0", "1", "2", "3", "4", "5"], "{series:?}");
+
+    assert!(terminate(&mut second.0).success());
+    assert!(terminate(&mut first.0).success());
+}

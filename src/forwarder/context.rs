@@ -1,5 +1,8 @@
 //! The consumer's context: logs rebalances and passes them to the forwarder loop.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -22,12 +25,20 @@ pub enum RebalanceEvent {
 pub struct ForwarderContext {
     topic: String,
     events: mpsc::UnboundedSender<RebalanceEvent>,
+    /// Partitions owned now. Only these get lag and offset gauges, because a revoked partition's
+    /// gauge would otherwise stay and be counted again by its new owner.
+    assigned: Mutex<BTreeSet<i32>>,
 }
 
 impl ForwarderContext {
     pub fn new(topic: String) -> (Self, mpsc::UnboundedReceiver<RebalanceEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
-        (ForwarderContext { topic, events }, receiver)
+        let context = ForwarderContext {
+            topic,
+            events,
+            assigned: Mutex::new(BTreeSet::new()),
+        };
+        (context, receiver)
     }
 
     fn partitions(&self, list: &TopicPartitionList) -> Vec<i32> {
@@ -36,6 +47,26 @@ impl ForwarderContext {
             .filter(|e| e.topic() == self.topic)
             .map(|e| e.partition())
             .collect()
+    }
+
+    fn assigned(&self) -> std::sync::MutexGuard<'_, BTreeSet<i32>> {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets revoked partitions and removes their gauges, so sums over members count each
+    /// partition once.
+    fn forget(&self, partitions: &[i32]) {
+        let mut assigned = self.assigned();
+        let metrics = metrics();
+        for partition in partitions {
+            assigned.remove(partition);
+            metrics
+                .committed_offset
+                .remove(&label("partition", partition));
+            metrics.consumer_lag.remove(&label("partition", partition));
+        }
     }
 }
 
@@ -76,9 +107,10 @@ impl ClientContext for ForwarderContext {
             return;
         };
         let metrics = metrics();
+        let assigned = self.assigned();
         for (partition, stats) in &topic.partitions {
-            // Partition -1 is librdkafka's internal unassigned partition; negative values mean unknown.
-            if *partition < 0 {
+            // Partition -1, librdkafka's internal unassigned partition, is never in the set.
+            if !assigned.contains(partition) {
                 continue;
             }
             if stats.committed_offset >= 0 {
@@ -111,6 +143,7 @@ impl ConsumerContext for ForwarderContext {
                         warn!(topic = %self.topic, ?partitions, error = %error, "offset commit on revocation failed; the next owner delivers those messages again")
                     }
                 }
+                self.forget(&partitions);
                 let _ = self.events.send(RebalanceEvent::Revoked(partitions));
             }
             Rebalance::Assign(_) => {}
@@ -124,6 +157,7 @@ impl ConsumerContext for ForwarderContext {
         if let Rebalance::Assign(list) = rebalance {
             let partitions = self.partitions(list);
             info!(topic = %self.topic, ?partitions, "partitions assigned");
+            self.assigned().extend(partitions.iter().copied());
             let _ = self.events.send(RebalanceEvent::Assigned(partitions));
         }
     }

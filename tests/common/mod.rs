@@ -425,6 +425,18 @@ pub async fn spawn_forwarder(
     extra: &[&str],
 ) -> Child {
     let admin = format!("127.0.0.1:{}", free_port());
+    spawn_forwarder_at(&admin, topic, dlq_topic, group_id, segment_url, extra).await
+}
+
+/// Starts the forwarder binary with its admin endpoint on `admin`, as [`spawn_forwarder`] does.
+pub async fn spawn_forwarder_at(
+    admin: &str,
+    topic: &str,
+    dlq_topic: &str,
+    group_id: &str,
+    segment_url: &str,
+    extra: &[&str],
+) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gwen-segment"))
         .arg("forwarder")
         .args([
@@ -441,7 +453,7 @@ pub async fn spawn_forwarder(
             "--segment-url",
             segment_url,
             "--admin-listen",
-            &admin,
+            admin,
             "--batch-linger",
             "50ms",
         ])
@@ -486,4 +498,14 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
     child.kill().unwrap();
     panic!("the forwarder did not exit within 30 s of SIGTERM");
+}
+
+/// A child process that is killed when dropped, so a failing test leaves no process behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
