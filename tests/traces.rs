@@ -114,16 +114,8 @@ async fn spawn_receiver(topic: &str, extra: &[&str]) -> (Child, String) {
         .spawn()
         .expect("cannot start the receiver binary");
     let readyz = format!("http://127.0.0.1:{admin}/readyz");
-    for _ in 0..300 {
-        if reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200) {
-            return (child, format!("http://127.0.0.1:{listen}/webhooks/gwen"));
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the receiver exited at start-up with {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the receiver was not ready within 30 s");
+    wait_for_status(&mut child, &readyz, "the receiver").await;
+    (child, format!("http://127.0.0.1:{listen}/webhooks/gwen"))
 }
 
 async fn post_with_traceparent(url: &str, body: &str, traceparent: &str) {

@@ -469,20 +469,22 @@ pub async fn spawn_forwarder_at(
         .spawn()
         .expect("cannot start the forwarder binary");
 
-    let healthz = format!("http://{admin}/healthz");
+    wait_for_status(&mut child, &format!("http://{admin}/healthz"), "the forwarder").await;
+    child
+}
+
+/// Waits up to 30 s until `url` answers 200, failing the test if the process exits first.
+pub async fn wait_for_status(child: &mut Child, url: &str, process: &str) {
     for _ in 0..300 {
-        if reqwest::get(&healthz)
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return child;
+        if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
+            return;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the forwarder exited at start-up with {status}");
+            panic!("{process} exited at start-up with {status}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the forwarder's admin endpoint did not respond within 30 s");
+    panic!("{process} did not answer 200 at {url} within 30 s");
 }
 
 /// Sends SIGTERM and waits up to 30 s for the process to exit.
