@@ -131,8 +131,8 @@ pub fn map_webhook(
             "The webhook is not a JSON object.",
         ));
     }
-    // This one parse checks the syntax of the whole text: serde_json validates the values it
-    // skips just as it validates a `RawValue`.
+    // This one parse checks the syntax of the whole text, because serde_json 1.0.154 checks the
+    // values it skips with the same code that checks a `RawValue`.
     let fields: WebhookFields = serde_json::from_str(text).map_err(|e| invalid_webhook(text, e))?;
     // A pretty-printed webhook keeps its values but loses its line breaks, so the event stays
     // one line. The messageId below is still taken over the bytes as received.
