@@ -4,6 +4,7 @@
 mod context;
 mod delivery;
 mod dlq;
+mod linger;
 mod offsets;
 mod partitions;
 mod schemas;
@@ -36,6 +37,7 @@ use crate::metrics::{label, metrics};
 use crate::registry::SchemaRegistry;
 use crate::segment::SegmentClient;
 use delivery::{BatchOutcome, Delivery, PartitionGeneration};
+use linger::LingerTimer;
 use partitions::{Partitions, PendingEvent};
 use schemas::{Gate, SchemaGate};
 
@@ -185,17 +187,11 @@ impl Forwarder {
         let consumer = self.consumer.clone();
         tokio::pin!(shutdown);
         let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
+        let mut linger = LingerTimer::new();
         loop {
             self.apply_rebalances();
             self.dispatch(false);
-
-            let deadline = self.partitions.linger_deadline(self.config.batch.linger);
-            let linger = async {
-                match deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            linger.set(self.partitions.linger_deadline(self.config.batch.linger));
 
             tokio::select! {
                 () = &mut shutdown => break,
@@ -210,7 +206,7 @@ impl Forwarder {
                     }
                     Err(error) => warn!(topic = %self.config.topic, error = %error, "Kafka consumer error"),
                 },
-                () = linger => {}
+                () = linger.sleep(), if linger.is_armed() => linger.fire(),
             }
         }
     }

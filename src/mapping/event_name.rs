@@ -26,6 +26,14 @@ pub struct EventName {
 /// Matching ignores case and treats `_`, `-` and space as the same separator, so
 /// `Wallet-Update` is `wallet_update`. Unknown types become their words in title case.
 pub fn event_name(webhook_type: &str) -> Option<EventName> {
+    // Most webhooks spell their type as documented, which needs no splitting.
+    if let Some((_, name)) = KNOWN_TYPES.iter().find(|(key, _)| *key == webhook_type) {
+        return Some(EventName {
+            name: Cow::Borrowed(name),
+            known: true,
+        });
+    }
+
     let words: Vec<String> = webhook_type
         .split(['_', '-', ' '])
         .filter(|word| !word.is_empty())

@@ -1,6 +1,7 @@
 //! Maps GWEN webhook bytes to a serialized Segment `track` event. Pure: no I/O.
 
 mod decimal;
+mod event;
 mod event_name;
 mod message_id;
 mod minify;
@@ -11,14 +12,15 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub use decimal::decimal_text;
+use event::TrackEvent;
 pub use event_name::{EventName, event_name};
 pub use message_id::message_id;
 pub use minify::minify;
-pub use surrogates::find_lone_surrogate;
+pub use surrogates::{LoneSurrogate, find_lone_surrogate};
 pub use timestamp::{TimestampSource, event_timestamp, format_timestamp};
 
 /// Segment rejects a whole batch with 400 when one event in it is larger than this.
@@ -107,39 +109,6 @@ struct WebhookFields<'a> {
     timestamp: Option<&'a RawValue>,
 }
 
-#[derive(Serialize)]
-struct TrackEvent<'a> {
-    #[serde(rename = "type")]
-    call: &'static str,
-    event: &'a str,
-    #[serde(rename = "userId")]
-    user_id: &'a str,
-    timestamp: String,
-    #[serde(rename = "messageId")]
-    message_id: &'a str,
-    properties: &'a RawValue,
-    context: Context,
-}
-
-#[derive(Serialize)]
-struct Context {
-    integration: NameVersion,
-    library: NameVersion,
-    gwen: GwenContext,
-}
-
-#[derive(Serialize)]
-struct NameVersion {
-    name: &'static str,
-    version: &'static str,
-}
-
-#[derive(Serialize)]
-struct GwenContext {
-    #[serde(rename = "timestampSource")]
-    timestamp_source: &'static str,
-}
-
 /// Maps one webhook, given as the bytes of a JSON object, to a Segment `track` event.
 ///
 /// `received_at` is the fallback for a missing or unusable webhook timestamp. The webhook's
@@ -162,26 +131,12 @@ pub fn map_webhook(
             "The webhook is not a JSON object.",
         ));
     }
-    let properties: &RawValue = serde_json::from_str(text).map_err(|e| {
-        Rejection::new(
-            DlqKind::InvalidWebhook,
-            format!("The webhook is not valid JSON: {e}."),
-        )
-    })?;
-    if let Some(position) = find_lone_surrogate(text) {
-        return Err(Rejection::new(
-            DlqKind::InvalidWebhook,
-            format!(
-                "The webhook contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
-            ),
-        ));
-    }
-    let fields: WebhookFields = serde_json::from_str(text).map_err(|e| {
-        Rejection::new(
-            DlqKind::InvalidWebhook,
-            format!("The webhook is not a valid GWEN webhook: {e}."),
-        )
-    })?;
+    // This one parse checks the syntax of the whole text, because serde_json 1.0.154 checks the
+    // values it skips with the same code that checks a `RawValue`.
+    let fields: WebhookFields = serde_json::from_str(text).map_err(|e| invalid_webhook(text, e))?;
+    // A pretty-printed webhook keeps its values but loses its line breaks, so the event stays
+    // one line. The messageId below is still taken over the bytes as received.
+    let properties = minify(text).map_err(|lone| lone_surrogate(lone.position))?;
 
     let event_name = read_event_name(fields.webhook_type)?;
     if !event_name.known && config.unknown_types == UnknownTypes::Dlq {
@@ -196,36 +151,16 @@ pub fn map_webhook(
     let user_id = read_user_id(fields.user_id)?;
     let (timestamp, source) = event_timestamp(fields.timestamp, received_at);
     let message_id = message_id(&config.message_id_namespace, text.as_bytes());
-    // A pretty-printed webhook keeps its values but loses its line breaks, so the event stays
-    // one line; the messageId above is still taken over the bytes as received.
-    let compact = match minify(text) {
-        Cow::Borrowed(_) => None,
-        Cow::Owned(compact) => RawValue::from_string(compact).ok(),
-    };
-    let properties = compact.as_deref().unwrap_or(properties);
 
     let event = TrackEvent {
-        call: "track",
         event: &event_name.name,
         user_id: &user_id,
-        timestamp: format_timestamp(timestamp),
+        timestamp: &format_timestamp(timestamp),
         message_id: &message_id,
-        properties,
-        context: Context {
-            integration: NameVersion {
-                name: "gwen-webhooks",
-                version: VERSION,
-            },
-            library: NameVersion {
-                name: "gwen-segment",
-                version: VERSION,
-            },
-            gwen: GwenContext {
-                timestamp_source: source.as_str(),
-            },
-        },
+        properties: &properties,
+        timestamp_source: source.as_str(),
     };
-    let json = serde_json::to_vec(&event).map_err(|e| {
+    let json = event.to_json().map_err(|e| {
         Rejection::new(
             DlqKind::InvalidWebhook,
             format!("The Segment event could not be serialized: {e}."),
@@ -246,6 +181,34 @@ pub fn map_webhook(
         message_id,
         event_name,
     })
+}
+
+/// Explains why the `WebhookFields` parse failed. Whatever that parse stopped at, a syntax error
+/// anywhere is reported first, then a lone surrogate escape, then the parse's own error (such as
+/// a duplicate `type`).
+fn invalid_webhook(text: &str, fields_error: serde_json::Error) -> Rejection {
+    if let Err(e) = serde_json::from_str::<&RawValue>(text) {
+        return Rejection::new(
+            DlqKind::InvalidWebhook,
+            format!("The webhook is not valid JSON: {e}."),
+        );
+    }
+    if let Some(position) = find_lone_surrogate(text) {
+        return lone_surrogate(position);
+    }
+    Rejection::new(
+        DlqKind::InvalidWebhook,
+        format!("The webhook is not a valid GWEN webhook: {fields_error}."),
+    )
+}
+
+fn lone_surrogate(position: usize) -> Rejection {
+    Rejection::new(
+        DlqKind::InvalidWebhook,
+        format!(
+            "The webhook contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
+        ),
+    )
 }
 
 fn read_event_name(raw: Option<&RawValue>) -> Result<EventName, Rejection> {

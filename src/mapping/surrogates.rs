@@ -9,29 +9,48 @@
 pub fn find_lone_surrogate(json: &str) -> Option<usize> {
     let bytes = json.as_bytes();
     let mut position = 0;
-    while let Some(offset) = bytes[position..].iter().position(|&b| b == b'\\') {
+    while let Some(offset) = memchr::memchr(b'\\', &bytes[position..]) {
         let start = position + offset;
-        let &escaped = bytes.get(start + 1)?;
-        if escaped != b'u' {
-            position = start + 2;
-            continue;
-        }
-
-        let unit = hex_unit(bytes, start + 2)?;
-        match unit {
-            0xD800..=0xDBFF => {
-                let pairs = bytes.get(start + 6..start + 8) == Some(b"\\u".as_slice())
-                    && matches!(hex_unit(bytes, start + 8), Some(0xDC00..=0xDFFF));
-                if !pairs {
-                    return Some(start);
-                }
-                position = start + 12;
-            }
-            0xDC00..=0xDFFF => return Some(start),
-            _ => position = start + 6,
+        match skip_escape(bytes, start) {
+            Ok(next) => position = next,
+            Err(lone) => return Some(lone.position),
         }
     }
     None
+}
+
+/// A `\uD800`-style escape without its other half.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LoneSurrogate {
+    /// Byte position of the escape's backslash.
+    pub position: usize,
+}
+
+/// Returns the position after the escape that starts with the backslash at `start`, reading a
+/// surrogate pair as one escape.
+///
+/// Valid JSON has no escape cut off by its end, so such an escape only ends the scan.
+pub(super) fn skip_escape(bytes: &[u8], start: usize) -> Result<usize, LoneSurrogate> {
+    if bytes.get(start + 1) != Some(&b'u') {
+        return Ok((start + 2).min(bytes.len()));
+    }
+    let Some(unit) = hex_unit(bytes, start + 2) else {
+        return Ok(bytes.len());
+    };
+
+    match unit {
+        0xD800..=0xDBFF => {
+            let pairs = bytes.get(start + 6..start + 8) == Some(b"\\u".as_slice())
+                && matches!(hex_unit(bytes, start + 8), Some(0xDC00..=0xDFFF));
+            if pairs {
+                Ok(start + 12)
+            } else {
+                Err(LoneSurrogate { position: start })
+            }
+        }
+        0xDC00..=0xDFFF => Err(LoneSurrogate { position: start }),
+        _ => Ok(start + 6),
+    }
 }
 
 fn hex_unit(bytes: &[u8], at: usize) -> Option<u16> {

@@ -191,3 +191,226 @@ fn oversized_event_rejected() {
     let webhook = format!(r#"{{"type":"wallet_update","userId":"u1","state":"{padding}"}}"#);
     assert_eq!(map(&webhook).unwrap_err().kind, DlqKind::EventTooLarge);
 }
+
+/// A reference mapping written the plain way: a `RawValue` parse, a scan for lone surrogates, a
+/// second parse into `WebhookFields`, then `serde_json::to_vec` of a derived struct.
+/// `map_webhook` must give the same bytes and the same rejections.
+mod reference {
+    use super::super::*;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct TrackEvent<'a> {
+        #[serde(rename = "type")]
+        call: &'static str,
+        event: &'a str,
+        #[serde(rename = "userId")]
+        user_id: &'a str,
+        timestamp: String,
+        #[serde(rename = "messageId")]
+        message_id: &'a str,
+        properties: &'a RawValue,
+        context: Context,
+    }
+
+    #[derive(Serialize)]
+    struct Context {
+        integration: NameVersion,
+        library: NameVersion,
+        gwen: GwenContext,
+    }
+
+    #[derive(Serialize)]
+    struct NameVersion {
+        name: &'static str,
+        version: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct GwenContext {
+        #[serde(rename = "timestampSource")]
+        timestamp_source: &'static str,
+    }
+
+    fn invalid(reason: String) -> Rejection {
+        Rejection::new(DlqKind::InvalidWebhook, reason)
+    }
+
+    pub fn map_webhook(
+        webhook: &[u8],
+        received_at: DateTime<Utc>,
+        config: &MappingConfig,
+    ) -> Result<MappedEvent, Rejection> {
+        let text = std::str::from_utf8(webhook)
+            .map_err(|e| invalid(format!("The webhook is not valid UTF-8: {e}.")))?;
+        let text = text.trim();
+        if !text.starts_with('{') {
+            return Err(invalid("The webhook is not a JSON object.".into()));
+        }
+        let properties: &RawValue = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("The webhook is not valid JSON: {e}.")))?;
+        if let Some(position) = find_lone_surrogate(text) {
+            return Err(invalid(format!(
+                "The webhook contains a lone UTF-16 surrogate escape at byte {position}, which is not valid Unicode."
+            )));
+        }
+        let fields: WebhookFields = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("The webhook is not a valid GWEN webhook: {e}.")))?;
+
+        let event_name = read_event_name(fields.webhook_type)?;
+        if !event_name.known && config.unknown_types == UnknownTypes::Dlq {
+            return Err(Rejection::new(
+                DlqKind::UnknownType,
+                format!(
+                    "The webhook type {:?} is not a documented GWEN type, and unknown types go to the dead-letter topic.",
+                    event_name.name
+                ),
+            ));
+        }
+        let user_id = read_user_id(fields.user_id)?;
+        let (timestamp, source) = event_timestamp(fields.timestamp, received_at);
+        let message_id = message_id(&config.message_id_namespace, text.as_bytes());
+        let compact = match minify(text) {
+            Ok(Cow::Owned(compact)) => RawValue::from_string(compact).ok(),
+            _ => None,
+        };
+        let properties = compact.as_deref().unwrap_or(properties);
+
+        let event = TrackEvent {
+            call: "track",
+            event: &event_name.name,
+            user_id: &user_id,
+            timestamp: format_timestamp(timestamp),
+            message_id: &message_id,
+            properties,
+            context: Context {
+                integration: NameVersion {
+                    name: "gwen-webhooks",
+                    version: VERSION,
+                },
+                library: NameVersion {
+                    name: "gwen-segment",
+                    version: VERSION,
+                },
+                gwen: GwenContext {
+                    timestamp_source: source.as_str(),
+                },
+            },
+        };
+        let json = serde_json::to_vec(&event)
+            .map_err(|e| invalid(format!("The Segment event could not be serialized: {e}.")))?;
+        if json.len() > MAX_EVENT_BYTES {
+            return Err(Rejection::new(
+                DlqKind::EventTooLarge,
+                format!(
+                    "The Segment event is {} bytes, over Segment's limit of {MAX_EVENT_BYTES} bytes per event.",
+                    json.len()
+                ),
+            ));
+        }
+        Ok(MappedEvent {
+            json,
+            message_id,
+            event_name,
+        })
+    }
+}
+
+fn assert_same_as_reference(webhook: &[u8]) {
+    for unknown_types in [UnknownTypes::Forward, UnknownTypes::Dlq] {
+        let config = MappingConfig {
+            message_id_namespace: "ns".into(),
+            unknown_types,
+        };
+        let expected = reference::map_webhook(webhook, received_at(), &config);
+        let actual = map_webhook(webhook, received_at(), &config);
+        let input = String::from_utf8_lossy(webhook);
+        match (actual, expected) {
+            (Ok(actual), Ok(expected)) => {
+                assert_eq!(
+                    String::from_utf8_lossy(&actual.json),
+                    String::from_utf8_lossy(&expected.json),
+                    "for {input}"
+                );
+                assert_eq!(actual.message_id, expected.message_id, "for {input}");
+                assert_eq!(actual.event_name, expected.event_name, "for {input}");
+            }
+            (actual, expected) => {
+                assert_eq!(actual.err(), expected.err(), "for {input}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fixtures_match_reference_mapping() {
+    for file in [
+        "achievement_update.json",
+        "progression_update.json",
+        "mission_update.json",
+        "shop_item_update.json",
+        "wallet_update.json",
+        "webhook_verification.json",
+    ] {
+        assert_same_as_reference(fixture(file).as_bytes());
+    }
+}
+
+#[test]
+fn hard_cases_match_reference_mapping() {
+    let oversized = format!(
+        r#"{{"type":"wallet_update","userId":"u1","state":"{}"}}"#,
+        "x".repeat(MAX_EVENT_BYTES)
+    );
+    let cases = [
+        r#"{"type":"wallet_update","userId":"u1"}"#,
+        " \n{ \"type\" : \"Wallet-Update\" ,\n \"userId\" : 42 }\n",
+        r#"{"type":"say \"hi\"\u0001 \u00e9 \ud83d\ude00","userId":"u\u0031\n\"","n":1.50e3}"#,
+        r#"{"type":"wallet_update","userId":1.5e3,"timestamp":"2025-12-04T12:00:00+01:00"}"#,
+        r#"{"type":"wallet_update","userId":"u1","timestamp":1764853200.5,"x":[{"y":null}]}"#,
+        r#"{"type":"season_pass_update","userId":"u1"}"#,
+        r#"{"type":"wallet_update","userId":"u1","a":"\ud800"}"#,
+        r#"{"\udc00":1,"type":"wallet_update","userId":"u1"}"#,
+        r#"{"type":"wallet_update","type":"mission_update","userId":"u1"}"#,
+        r#"{"type":"wallet_update","type":"mission_update","userId":"\ud800"}"#,
+        r#"{"type":"wallet_update","type":"mission_update","userId":"u1" x"#,
+        r#"{"type":"wallet_update","userId":"u1"} {}"#,
+        r#"{"type":"wallet_update","userId":"u1","a":"\x"}"#,
+        r#"{"type":"wallet_update","userId":"u1","a":tru}"#,
+        r#"{"type":"wallet_update","userId":"u1",}"#,
+        r#"{"type":"wallet_update","userId":"u1","a":"\ud800\\ud800"}"#,
+        r#"{"type":null,"userId":"u1"}"#,
+        r#"{"type":"__","userId":"u1"}"#,
+        r#"{"type":"wallet_update","userId":null}"#,
+        r#"{"type":"wallet_update","userId":[1]}"#,
+        "{\"type\":\"wallet_update\",\"userId\":\"u1\",\"a\":\"\t\"}",
+        "\u{a0}{\"type\":\"wallet_update\",\"userId\":\"u1\"}",
+        "[1]",
+        "",
+        oversized.as_str(),
+    ];
+    for webhook in cases {
+        assert_same_as_reference(webhook.as_bytes());
+    }
+    assert_same_as_reference(b"{\"type\":\"a\xff\"}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+    #[test]
+    fn token_soup_matches_reference_mapping(
+        tokens in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "{", "}", "[", "]", ":", ",", " ", "\n", "\"type\"", "\"userId\"",
+                "\"timestamp\"", "\"x\"", "\"wallet_update\"", "\"Season-pass\"", "\"u 1\"",
+                "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\ud83d\\ude00\"", "\"a\\\"b\\\\\"",
+                "\"\\u0041\"", "0", "-1.50e3", "1764853200", "null", "true",
+            ]),
+            0..24,
+        )
+    ) {
+        let webhook = format!("{{{}", tokens.concat());
+        assert_same_as_reference(webhook.as_bytes());
+    }
+}

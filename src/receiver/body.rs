@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::validate::check_json;
+use super::validate::{WebhookHead, check_json, check_webhook};
 
 /// One webhook of a request: its bytes as received and the Kafka key taken from `userId`.
 #[derive(Debug)]
@@ -24,14 +24,6 @@ pub enum BodyError {
         size: usize,
         limit: usize,
     },
-}
-
-#[derive(Deserialize)]
-struct WebhookHead<'a> {
-    #[serde(rename = "type", borrow)]
-    webhook_type: Option<Cow<'a, str>>,
-    #[serde(rename = "userId", borrow)]
-    user_id: Option<&'a RawValue>,
 }
 
 /// Splits and checks a body: one JSON object or an array of them, each with a non-empty string
@@ -86,10 +78,10 @@ fn check_record(
         });
     }
 
-    check_json(text).map_err(|e| BodyError::Invalid(format!("webhook {index} is invalid: {e}")))?;
-    let head: WebhookHead = serde_json::from_str(text).map_err(|e| {
-        BodyError::Invalid(format!("webhook {index} is not a valid GWEN webhook: {e}"))
-    })?;
+    let head = match check_webhook(text) {
+        Some(head) => head,
+        None => check_separately(index, text)?,
+    };
     if head.webhook_type.as_deref().is_none_or(str::is_empty) {
         return Err(BodyError::Invalid(format!(
             "webhook {index} has no `type`: a non-empty string is required"
@@ -99,6 +91,15 @@ fn check_record(
     Ok(Record {
         bytes: text.as_bytes(),
         key: record_key(head.user_id),
+    })
+}
+
+/// Runs the checks of `check_webhook` one after the other, so the error names the first problem
+/// in a fixed order, with strict JSON before the `type` and `userId` fields.
+fn check_separately(index: usize, text: &str) -> Result<WebhookHead<'_>, BodyError> {
+    check_json(text).map_err(|e| BodyError::Invalid(format!("webhook {index} is invalid: {e}")))?;
+    serde_json::from_str(text).map_err(|e| {
+        BodyError::Invalid(format!("webhook {index} is not a valid GWEN webhook: {e}"))
     })
 }
 
@@ -233,6 +234,19 @@ mod tests {
             split_records(body.as_bytes(), LIMIT),
             Err(BodyError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn number_token_key_checked_separately() {
+        let later = r#"{"type":"a","$serde_json::private::Number":"1"}"#;
+        assert_eq!(split_records(later.as_bytes(), LIMIT).unwrap().len(), 1);
+
+        let first = r#"{"$serde_json::private::Number":"1","type":"a"}"#;
+        let error = split_records(first.as_bytes(), LIMIT).unwrap_err();
+        assert!(
+            error.to_string().contains("invalid use of the key"),
+            "{error}"
+        );
     }
 
     #[test]
