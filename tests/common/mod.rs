@@ -469,7 +469,12 @@ pub async fn spawn_forwarder_at(
         .spawn()
         .expect("cannot start the forwarder binary");
 
-    wait_for_status(&mut child, &format!("http://{admin}/healthz"), "the forwarder").await;
+    wait_for_status(
+        &mut child,
+        &format!("http://{admin}/healthz"),
+        "the forwarder",
+    )
+    .await;
     child
 }
 
