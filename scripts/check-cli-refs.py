@@ -20,7 +20,12 @@ import yaml
 
 # Read by the logging setup and the OpenTelemetry SDK, not by clap, so `--help` does not list
 # them as variables.
-DEFAULT_ALLOWED_ENV = ("RUST_LOG", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
+DEFAULT_ALLOWED_ENV = (
+    "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+)
 
 HELP_ENV = re.compile(r"\[env: ([A-Z0-9_]+)[=\]]")
 HELP_FLAG = re.compile(r"^\s+(?:-[A-Za-z], )?(--[a-z0-9][a-z0-9-]*)", re.MULTILINE)

@@ -31,9 +31,15 @@ pub struct Cli {
 
     /// Base URL of an OpenTelemetry collector's OTLP/HTTP (protobuf) endpoint, such as
     /// `http://otel-collector:4318`; spans go to its `/v1/traces`. Default: no spans exported.
-    /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and `OTEL_BSP_*`
-    /// apply as the OpenTelemetry SDK defines them.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+    /// `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*` and `OTEL_SDK_DISABLED` apply
+    /// as the OpenTelemetry SDK defines them.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        hide_env_values = true,
+        global = true
+    )]
     pub otlp_endpoint: Option<String>,
 }
 

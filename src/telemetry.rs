@@ -6,7 +6,7 @@
 //! Segment batch, linked to the contexts its records carry. A batch contains events of many
 //! traces, so a link, not a parent, ties it to each of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -54,8 +54,10 @@ pub enum TelemetryError {
         "invalid --otlp-endpoint {endpoint:?}: {reason}; give the collector's OTLP/HTTP base URL, such as http://otel-collector:4318"
     )]
     Endpoint { endpoint: String, reason: String },
-    #[error("cannot start the OTLP span exporter: {0}")]
-    Exporter(String),
+    #[error(
+        "cannot start the OTLP span exporter for --otlp-endpoint {endpoint:?}: {reason}; give the collector's OTLP/HTTP base URL, such as http://otel-collector:4318"
+    )]
+    Exporter { endpoint: String, reason: String },
 }
 
 /// Flushes and stops the span export when dropped, at the end of `main`.
@@ -71,14 +73,26 @@ impl Drop for Telemetry {
         };
         EXPORTING.store(false, Ordering::Relaxed);
         if let Err(error) = provider.shutdown() {
-            eprintln!("exporting the last spans failed: {error}");
+            tracing::warn!(error = %error, "exporting the last spans failed; they are lost");
         }
     }
 }
 
 /// Installs the global subscriber: logs on stderr, and span export when an endpoint is given.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
-    let provider = config.otlp_endpoint.map(tracer_provider).transpose()?;
+    // An empty endpoint, as an empty OTEL_EXPORTER_OTLP_ENDPOINT gives, means no export.
+    let endpoint = config
+        .otlp_endpoint
+        .map(str::trim)
+        .filter(|endpoint| !endpoint.is_empty() && !sdk_disabled());
+    // The SDK warns about invalid OTEL_* variables while the provider is built, so those
+    // warnings need a subscriber before the global one exists.
+    let startup_logs = Registry::default()
+        .with(log_layer(config.log_format).with_filter(log_filter(config.log_level)));
+    let provider = tracing::subscriber::with_default(startup_logs, || {
+        endpoint.map(tracer_provider).transpose()
+    })?;
+
     let logs = log_layer(config.log_format).with_filter(log_filter(config.log_level));
     let traces = provider.as_ref().map(|provider| {
         // Only this crate's spans are exported, because they are few and named.
@@ -89,11 +103,29 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     });
     Registry::default().with(logs).with(traces).init();
 
-    if let Some(endpoint) = config.otlp_endpoint {
+    if let Some(endpoint) = endpoint {
         EXPORTING.store(true, Ordering::Relaxed);
         tracing::info!(endpoint, "exporting spans over OTLP/HTTP");
+        warn_ignored_variables();
+    } else if config.otlp_endpoint.is_some_and(|e| !e.trim().is_empty()) {
+        tracing::info!("OTEL_SDK_DISABLED is true, so no spans are exported");
     }
     Ok(Telemetry { provider })
+}
+
+/// Returns whether `OTEL_SDK_DISABLED` is `true`, which turns span export off.
+fn sdk_disabled() -> bool {
+    std::env::var("OTEL_SDK_DISABLED").is_ok_and(|value| value.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Warns about an OpenTelemetry variable that has no effect here and that the SDK does not
+/// warn about.
+fn warn_ignored_variables() {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
+        tracing::warn!(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is ignored: spans go to --otlp-endpoint with /v1/traces appended"
+        );
+    }
 }
 
 /// Returns whether spans are exported. Callers make no spans when they are not.
@@ -135,17 +167,21 @@ pub fn batch_span<'a>(events: usize, traceparents: impl Iterator<Item = Option<&
     if !exporting() {
         return Span::none();
     }
+    // Records of one request share a context, so duplicates are skipped before the limit.
+    let mut seen = HashSet::new();
+    let contexts: Vec<SpanContext> = traceparents
+        .flatten()
+        .filter_map(remote_context)
+        .filter(|context| seen.insert((context.trace_id(), context.span_id())))
+        .collect();
     let span = tracing::info_span!(
         "segment batch",
         otel.kind = "client",
-        events,
+        events = events as i64,
+        contexts = contexts.len() as i64,
         rejected = tracing::field::Empty,
     );
-    for context in traceparents
-        .flatten()
-        .filter_map(remote_context)
-        .take(MAX_LINKS)
-    {
+    for context in contexts.into_iter().take(MAX_LINKS) {
         span.add_link(context);
     }
     span
@@ -165,10 +201,16 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         .with_http()
         .with_endpoint(traces_url)
         .build()
-        .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+        .map_err(|error| TelemetryError::Exporter {
+            endpoint: endpoint.to_string(),
+            reason: error.to_string(),
+        })?;
 
+    // The SDK's resource detectors read OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
     let mut resource = Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+    let named_by_attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+        .is_ok_and(|attributes| attributes.contains("service.name="));
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() && !named_by_attributes {
         resource = resource.with_service_name(SERVICE_NAME);
     }
     Ok(SdkTracerProvider::builder()
@@ -181,7 +223,7 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
 /// `http://collector:4318/v1/traces`.
 fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
     let invalid = |reason: &str| TelemetryError::Endpoint {
-        endpoint: endpoint.to_string(),
+        endpoint: without_userinfo(endpoint),
         reason: reason.to_string(),
     };
     let url = reqwest::Url::parse(endpoint).map_err(|error| invalid(&error.to_string()))?;
@@ -191,10 +233,39 @@ fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
     if url.host_str().is_none() {
         return Err(invalid("it has no host"));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials in the URL are not sent; put them in OTEL_EXPORTER_OTLP_HEADERS, for example Authorization=Basic%20...",
+        ));
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("it must not have a query or a fragment"));
     }
-    Ok(format!("{}{TRACES_PATH}", endpoint.trim_end_matches('/')))
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with(TRACES_PATH) {
+        return Err(invalid(
+            "it ends with /v1/traces, which is added to the base URL",
+        ));
+    }
+    Ok(format!("{base}{TRACES_PATH}"))
+}
+
+/// Replaces the user name and password of a URL with `***`, so an error never shows them.
+fn without_userinfo(endpoint: &str) -> String {
+    let Some(scheme_end) = endpoint.find("://").map(|i| i + 3) else {
+        return endpoint.to_string();
+    };
+    let authority_end = endpoint[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(endpoint.len(), |i| scheme_end + i);
+    match endpoint[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &endpoint[..scheme_end],
+            &endpoint[scheme_end + at..]
+        ),
+        None => endpoint.to_string(),
+    }
 }
 
 fn log_filter(level: &str) -> EnvFilter {
@@ -242,10 +313,33 @@ mod tests {
             "http://c/?a=1",
             "",
             "4318",
+            "http://c:4318/v1/traces",
         ] {
             let error = traces_url(endpoint).unwrap_err().to_string();
             assert!(error.contains("--otlp-endpoint"), "{error}");
             assert!(error.contains(&format!("{endpoint:?}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn traces_url_rejects_credentials_without_showing_them() {
+        let error = traces_url("http://user:secret@c:4318")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{error}");
+        assert!(error.contains("http://***@c:4318"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn without_userinfo_masks_only_the_authority() {
+        for (endpoint, expected) in [
+            ("http://u:p@c:1/a@b", "http://***@c:1/a@b"),
+            ("http://c:1/a@b", "http://c:1/a@b"),
+            ("https://token@c", "https://***@c"),
+            ("c@d", "c@d"),
+        ] {
+            assert_eq!(without_userinfo(endpoint), expected);
         }
     }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +29,8 @@ struct CollectedSpan {
     span_id: String,
     parent_span_id: String,
     links: Vec<(String, String)>,
+    /// Attributes with their values as the collector decoded them, in debug form.
+    attributes: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -92,6 +94,14 @@ async fn collect(State(collector): State<Collector>, body: Bytes) -> Vec<u8> {
                     .into_iter()
                     .map(|link| (hex::encode(link.trace_id), hex::encode(link.span_id)))
                     .collect(),
+                attributes: span
+                    .attributes
+                    .into_iter()
+                    .map(|attribute| {
+                        let value = attribute.value.and_then(|value| value.value);
+                        (attribute.key, format!("{value:?}"))
+                    })
+                    .collect(),
             });
         }
     }
@@ -151,10 +161,11 @@ async fn spans_link_receiver_requests_to_batches() {
     .await;
 
     let sender = format!("00-{SENDER_TRACE_ID}-{SENDER_SPAN_ID}-01");
-    post_with_traceparent(&url, &fixture("achievement_update.json"), &sender).await;
+    // Three webhooks of one request share its context.
+    post_with_traceparent(&url, &fixture("batch.json"), &sender).await;
     post_ok(&url, &fixture("wallet_update.json")).await;
-    wait_until(Duration::from_secs(30), "two events at capture", || {
-        capture.capture.events().len() >= 2
+    wait_until(Duration::from_secs(30), "four events at capture", || {
+        capture.capture.events().len() >= 4
     })
     .await;
     assert!(terminate(&mut receiver).success());
@@ -188,7 +199,7 @@ async fn spans_link_receiver_requests_to_batches() {
     );
 
     // Each record carries its request span's context, and the batch links to it.
-    let records = read_topic(&topic, 2, Duration::from_secs(10));
+    let records = read_topic(&topic, 4, Duration::from_secs(10));
     let carried: HashSet<String> = records
         .iter()
         .map(|record| header(record, "traceparent").expect("a traceparent header"))
@@ -198,11 +209,20 @@ async fn spans_link_receiver_requests_to_batches() {
         .map(|s| format!("00-{}-{}-01", s.trace_id, s.span_id))
         .collect();
     assert_eq!(carried, expected);
-    let linked: HashSet<(String, String)> = collector
-        .named("segment batch")
-        .into_iter()
-        .flat_map(|s| s.links)
-        .collect();
+    let batches = collector.named("segment batch");
+    for batch in &batches {
+        let distinct: HashSet<_> = batch.links.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            batch.links.len(),
+            "duplicate links: {batch:?}"
+        );
+        assert!(
+            batch.attributes["events"].starts_with("Some(IntValue("),
+            "{batch:?}"
+        );
+    }
+    let linked: HashSet<(String, String)> = batches.into_iter().flat_map(|s| s.links).collect();
     for request in &requests {
         let context = (request.trace_id.clone(), request.span_id.clone());
         assert!(

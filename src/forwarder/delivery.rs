@@ -86,7 +86,7 @@ impl Delivery {
             .deliver_range(&events, 0..events.len())
             .instrument(span.clone())
             .await;
-        span.record("rejected", rejected.len());
+        span.record("rejected", rejected.len() as i64);
         BatchOutcome { events, rejected }
     }
 

@@ -142,7 +142,7 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         .await;
     let response = match handled {
         Ok(accepted) => {
-            span.record("records", accepted);
+            span.record("records", accepted as i64);
             debug!(request_id, accepted, "webhooks accepted");
             metrics().receiver_webhooks_accepted.inc_by(accepted as u64);
             axum::Json(serde_json::json!({ "accepted": accepted })).into_response()
@@ -158,7 +158,10 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
         .receiver_requests
         .get_or_create(&label("status", response.status().as_u16()))
         .inc();
-    span.record("http.response.status_code", response.status().as_u16());
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
     response
 }
 

@@ -136,6 +136,15 @@ at start-up when both are unset, unless receiver.allowUnauthenticated is true.
       optional: true
       {{- end }}
 {{- end }}
+{{- with .root.Values.otlp.headersSecret }}
+{{- if .name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
