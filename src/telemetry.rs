@@ -22,7 +22,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-/// The service name on exported spans unless `OTEL_SERVICE_NAME` sets another.
+/// The service name on exported spans unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
+/// sets another.
 const SERVICE_NAME: &str = "gwen-segment";
 
 /// The OTLP/HTTP path for traces, appended to the endpoint as the OTLP specification requires.
@@ -161,7 +162,7 @@ pub fn traceparent(span: &Span) -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// Opens a span for one Segment batch, linked to the valid contexts among the records'
+/// Opens a span for one Segment batch, linked to the distinct valid contexts among the records'
 /// `traceparent` headers (at most [`MAX_LINKS`]).
 pub fn batch_span<'a>(events: usize, traceparents: impl Iterator<Item = Option<&'a str>>) -> Span {
     if !exporting() {
