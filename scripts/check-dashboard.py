@@ -93,6 +93,8 @@ TOKEN = re.compile(
     re.VERBOSE,
 )
 
+BRACKET_PAIRS = {")": "(", "]": "[", "}": "{"}
+
 SAMPLE_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s")
 SAMPLE_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="(?:[^"\\]|\\.)*"')
 TYPE_LINE = re.compile(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) (\w+)")
@@ -172,6 +174,13 @@ def check_expression(expression, exposition, recorded, errors):
         fail(str(error))
         return
 
+    # The loop below skips ranges and matchers up to their closing bracket, so an unclosed one
+    # would hide the rest of the expression.
+    bracket_error = find_unbalanced_bracket(tokens)
+    if bracket_error:
+        fail(bracket_error)
+        return
+
     known_series = set(exposition.labels) | recorded
     used_metrics = []
     grouping_labels = []
@@ -199,6 +208,8 @@ def check_expression(expression, exposition, recorded, errors):
                 while index < len(tokens) and tokens[index][1] != ")":
                     if tokens[index][0] == "identifier":
                         grouping_labels.append(tokens[index][1])
+                    elif tokens[index][0] == "string":
+                        grouping_labels.append(unquote(tokens[index][1]))
                     index += 1
         elif kind == "identifier" and value in OTHER_KEYWORDS:
             pass
@@ -209,17 +220,29 @@ def check_expression(expression, exposition, recorded, errors):
                 fail(f"{value}() is not a PromQL function")
             stack.append(value)
             index += 1
-        elif kind == "identifier":
+        elif kind == "identifier" or (kind == "operator" and value == "{"):
             function = next((name for name in reversed(stack) if name is not None), None)
+            names = [value] if kind == "identifier" else []
             matchers = []
-            if following == "{":
-                index += 2
-                while index < len(tokens) and tokens[index][1] != "}":
-                    if tokens[index][0] == "identifier":
-                        matchers.append(tokens[index][1])
-                    index += 1
-            used_metrics.append(value)
-            check_series(value, matchers, function, expression, exposition, known_series, fail)
+            problems = []
+            if kind == "identifier" and following == "{":
+                index += 1
+            if tokens[index][1] == "{":
+                braced_names, matchers, problems, index = read_matchers(tokens, index)
+                names.extend(braced_names)
+                for problem in problems:
+                    fail(problem)
+            if not names:
+                # A __name__ pattern is already reported among the problems.
+                if not problems:
+                    fail("a selector names no metric; this check needs the metric name of "
+                         "every selector")
+            elif len(names) > 1:
+                fail(f"a selector sets the metric name more than once: {names}")
+            else:
+                used_metrics.append(names[0])
+                check_series(names[0], matchers, function, expression, exposition,
+                             known_series, fail)
         index += 1
 
     available = set(TARGET_LABELS)
@@ -231,6 +254,79 @@ def check_expression(expression, exposition, recorded, errors):
     if expression.label_values_label and expression.label_values_label not in available:
         fail(f"label_values() asks for {expression.label_values_label!r}, which "
              f"{sorted(set(used_metrics))} do not carry")
+
+
+def find_unbalanced_bracket(tokens):
+    """Return a message for the first unmatched (, [ or {, or None when they all pair up."""
+    open_brackets = []
+    for kind, value in tokens:
+        if kind != "operator":
+            continue
+        if value in BRACKET_PAIRS.values():
+            open_brackets.append(value)
+        elif value in BRACKET_PAIRS:
+            if not open_brackets:
+                return f"unbalanced brackets: {value!r} has no opening {BRACKET_PAIRS[value]!r}"
+            opening = open_brackets.pop()
+            if opening != BRACKET_PAIRS[value]:
+                return f"unbalanced brackets: {opening!r} is closed by {value!r}"
+    if open_brackets:
+        return f"unbalanced brackets: {open_brackets[-1]!r} is never closed"
+    return None
+
+
+def read_matchers(tokens, index):
+    """Read the matchers of a selector, from the `{` at index to its `}`.
+
+    Returns the metric names set inside the braces (a Prometheus 3 quoted name such as
+    {"gwen_x_total"}, or __name__="gwen_x_total"), the other label names, the problems found and
+    the index of the `}`. The brackets must be balanced.
+    """
+    names = []
+    labels = []
+    problems = []
+    index += 1
+    while tokens[index][1] != "}":
+        kind, value = tokens[index]
+        if kind not in ("identifier", "string"):
+            index += 1
+            continue
+
+        label = unquote(value) if kind == "string" else value
+        operator = tokens[index + 1][1]
+        if operator not in ("=", "!=", "=~", "!~"):
+            if kind == "string":
+                names.append(label)
+            else:
+                problems.append(f"matcher {label} has no operator and value")
+            index += 1
+            continue
+
+        matched = tokens[index + 2]
+        if matched[0] != "string":
+            problems.append(f"matcher {label}{operator} has no quoted value")
+            index += 2
+            continue
+        if label != "__name__":
+            labels.append(label)
+        elif operator == "=":
+            names.append(unquote(matched[1]))
+        else:
+            problems.append(f"__name__{operator}{matched[1]} selects metrics by pattern; this "
+                            'check reads only __name__="name", so write the metric name')
+        index += 3
+    return names, labels, problems, index
+
+
+def unquote(string_token):
+    """Return the text of a PromQL string literal, each backslash escape reduced to its character.
+
+    That is right for the escaped quotes and backslashes that names may need, and turns other
+    escapes such as \\n into a plain letter.
+    """
+    if string_token.startswith("`"):
+        return string_token[1:-1]
+    return re.sub(r"\\(.)", r"\1", string_token[1:-1])
 
 
 def check_series(name, matchers, function, expression, exposition, known_series, fail):
