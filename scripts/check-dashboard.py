@@ -12,7 +12,7 @@ and template variable queries) and of monitoring/alerts.yaml, and fails when one
     Prometheus Operator's Kubernetes discovery) are allowed everywhere;
   - a counter series outside rate(), irate(), increase() or resets(), or a gauge inside one;
   - a function name PromQL does not have;
-  - an unbalanced parenthesis, bracket or brace.
+  - an unbalanced parenthesis, bracket or brace, or a range `[5m]` with no selector before it.
 It also checks the dashboard itself: every panel and annotation query goes through the
 `datasource` variable, every `$variable` in a query is defined, and panel ids are unique. Grafana's
 server-side expressions (math, reduce and the like) name no metric and are skipped.
@@ -220,6 +220,11 @@ def check_expression(expression, exposition, recorded, errors):
         following = tokens[index + 1][1] if index + 1 < len(tokens) else None
 
         if kind == "operator" and value == "[":
+            # A variable whose value is empty leaves a range with nothing before it.
+            previous_kind, previous = tokens[index - 1] if index > 0 else (None, "the start")
+            if previous_kind != "identifier" and previous not in ("}", ")"):
+                fail(f"a range [...] follows {previous!r}, where a selector or a subquery "
+                     "expression was expected")
             while index < len(tokens) and tokens[index][1] != "]":
                 index += 1
         elif kind == "operator" and value == "(":
@@ -424,12 +429,14 @@ def annotation_expressions(dashboard, errors):
             exprs.append(annotation["expr"])
         if isinstance(target, dict) and target.get("expr") not in (None, *exprs):
             exprs.append(target["expr"])
-        # Grafana's built-in annotation and those of other data sources carry no PromQL.
-        if not exprs:
+        datasource = annotation.get("datasource")
+        datasource_type = datasource.get("type") if isinstance(datasource, dict) else None
+        # Grafana's built-in annotation carries no query, and the expr of another data source
+        # type, such as Loki's, is not PromQL.
+        if not exprs or datasource_type not in (None, "prometheus"):
             continue
 
         source = f"dashboard annotation {annotation.get('name', '(unnamed)')!r}"
-        datasource = annotation.get("datasource")
         if datasource_uid(datasource) != "${datasource}":
             errors.append(f"{source}: datasource {json.dumps(datasource)} is not "
                           "${datasource}")

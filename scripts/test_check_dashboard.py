@@ -113,6 +113,15 @@ class CheckDashboardTest(unittest.TestCase):
                 self.assert_rejected(result, "annotation 'Restarts'",
                                      "metric gwen_build_info_wrong is not in the metrics text")
 
+    def test_annotation_other_datasource_skipped(self):
+        # A Loki annotation's expr is LogQL, which this check does not read.
+        dashboard = load_dashboard()
+        dashboard["annotations"]["list"].append({
+            "name": "Deploy logs", "enable": True, "datasource": {"type": "loki", "uid": "logs"},
+            "expr": '{app="gwen-segment"} |= "deploy"',
+        })
+        self.assert_accepted(self.run_checker(dashboard=dashboard))
+
     def test_annotation_known_metric_accepted(self):
         dashboard = load_dashboard()
         dashboard["annotations"]["list"].append({
@@ -152,6 +161,11 @@ class CheckDashboardTest(unittest.TestCase):
                     "query": "gwen_receiver_webhooks_accepted_total,gwen_segment_retries_total"}
         dashboard = with_variable(variable, "sum(rate(${metric}[5m]))")
         self.assert_accepted(self.run_checker(dashboard=dashboard))
+
+    def test_empty_variable_value_rejected(self):
+        variable = {"type": "textbox", "name": "metric", "query": ""}
+        result = self.run_checker(dashboard=with_variable(variable, "sum(rate(${metric}[5m]))"))
+        self.assert_rejected(result, "$metric=''", "a range [...] follows '('")
 
     def test_query_variable_as_metric_rejected(self):
         # $namespace is a query variable: its values come from Prometheus, not from the JSON.
