@@ -1,17 +1,26 @@
 #!/usr/bin/env python3
 """Check the PromQL of the Grafana dashboard and the alerting rules against gwen-segment's metrics.
 
-Reads the expressions of monitoring/grafana-dashboard.json (panel targets and template variable
-queries) and of monitoring/alerts.yaml, and fails when one of them uses:
-  - a metric name that the metrics text does not contain. Histograms count with their `_bucket`,
-    `_sum` and `_count` series, counters with their `_total` series;
+Reads the expressions of monitoring/grafana-dashboard.json (panel targets, annotation queries
+and template variable queries) and of monitoring/alerts.yaml, and fails when one of them uses:
+  - a metric name that the metrics text does not contain, written before the braces, quoted
+    inside them (`{"name"}`, Prometheus 3) or as `__name__="name"`. Histograms count with their
+    `_bucket`, `_sum` and `_count` series, counters with their `_total` series. A selector
+    without a metric name, or with a `__name__` pattern, fails too;
   - a label that the metric does not carry, in a matcher or in `by`, `without`, `on` or
     `ignoring`. The labels Prometheus adds to every target (`job`, `instance`, and those of the
     Prometheus Operator's Kubernetes discovery) are allowed everywhere;
   - a counter series outside rate(), irate(), increase() or resets(), or a gauge inside one;
-  - a function name PromQL does not have.
-It also checks the dashboard itself: every panel query goes through the `datasource` variable,
-every `$variable` in a query is defined, and panel ids are unique.
+  - a function name PromQL does not have;
+  - an unbalanced parenthesis, bracket or brace, or a range `[5m]` with no selector before it.
+It also checks the dashboard itself: every panel and annotation query goes through the
+`datasource` variable, every `$variable` in a query is defined, and panel ids are unique. Grafana's
+server-side expressions (math, reduce and the like) name no metric and are skipped.
+
+A query that uses a custom, constant or textbox variable is checked once for each combination of
+the values the dashboard JSON lists for them. Outside a string, where it could be a metric name,
+any other variable fails, except interval variables and Grafana's `$__rate_interval` and
+the like, which are durations.
 
 The metrics text is monitoring/metrics-sample.txt, a scrape of `/metrics`. Label names are only
 known from series that have samples, so the scrape must come from a process that received
@@ -30,7 +39,9 @@ Needs PyYAML. Used by scripts/check-deploy.
 
 import argparse
 import difflib
+import itertools
 import json
+import math
 import re
 import sys
 
@@ -81,6 +92,16 @@ GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]
 GRAFANA_BUILTINS = frozenset(
     {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms"}
 )
+# Variable types whose values the dashboard JSON lists, so each value is substituted and checked.
+LISTED_VALUE_TYPES = frozenset({"custom", "constant", "textbox"})
+# Variable types whose values are durations, which the check replaces by one duration.
+DURATION_TYPES = frozenset({"interval"})
+# The maximum number of value combinations checked for one expression.
+MAX_COMBINATIONS = 1000
+# The `type` of Grafana's server-side expressions, for targets saved without their datasource.
+GRAFANA_EXPRESSION_TYPES = frozenset(
+    {"math", "reduce", "resample", "classic_conditions", "threshold", "sql"}
+)
 
 TOKEN = re.compile(
     r"""
@@ -92,6 +113,8 @@ TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+
+BRACKET_PAIRS = {")": "(", "]": "[", "}": "{"}
 
 SAMPLE_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s")
 SAMPLE_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="(?:[^"\\]|\\.)*"')
@@ -154,10 +177,15 @@ def tokenize(text):
 
 def replace_grafana_variables(text):
     """Replace Grafana variables outside strings by a duration, so the text parses as PromQL."""
-    parts = re.split(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', text)
+    parts = split_strings(text)
     for index in range(0, len(parts), 2):
         parts[index] = GRAFANA_VARIABLE.sub("1m", parts[index])
     return "".join(parts)
+
+
+def split_strings(text):
+    """Split text into the parts outside strings (even indices) and the quoted strings (odd)."""
+    return re.split(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', text)
 
 
 def check_expression(expression, exposition, recorded, errors):
@@ -170,6 +198,13 @@ def check_expression(expression, exposition, recorded, errors):
         tokens = tokenize(replace_grafana_variables(expression.text))
     except ValueError as error:
         fail(str(error))
+        return
+
+    # The loop below skips ranges and matchers up to their closing bracket, so an unclosed one
+    # would hide the rest of the expression.
+    bracket_error = find_unbalanced_bracket(tokens)
+    if bracket_error:
+        fail(bracket_error)
         return
 
     known_series = set(exposition.labels) | recorded
@@ -185,6 +220,11 @@ def check_expression(expression, exposition, recorded, errors):
         following = tokens[index + 1][1] if index + 1 < len(tokens) else None
 
         if kind == "operator" and value == "[":
+            # A variable whose value is empty leaves a range with nothing before it.
+            previous_kind, previous = tokens[index - 1] if index > 0 else (None, "the start")
+            if previous_kind != "identifier" and previous not in ("}", ")"):
+                fail(f"a range [...] follows {previous!r}, where a selector or a subquery "
+                     "expression was expected")
             while index < len(tokens) and tokens[index][1] != "]":
                 index += 1
         elif kind == "operator" and value == "(":
@@ -199,6 +239,8 @@ def check_expression(expression, exposition, recorded, errors):
                 while index < len(tokens) and tokens[index][1] != ")":
                     if tokens[index][0] == "identifier":
                         grouping_labels.append(tokens[index][1])
+                    elif tokens[index][0] == "string":
+                        grouping_labels.append(unquote(tokens[index][1]))
                     index += 1
         elif kind == "identifier" and value in OTHER_KEYWORDS:
             pass
@@ -209,17 +251,29 @@ def check_expression(expression, exposition, recorded, errors):
                 fail(f"{value}() is not a PromQL function")
             stack.append(value)
             index += 1
-        elif kind == "identifier":
+        elif kind == "identifier" or (kind == "operator" and value == "{"):
             function = next((name for name in reversed(stack) if name is not None), None)
+            names = [value] if kind == "identifier" else []
             matchers = []
-            if following == "{":
-                index += 2
-                while index < len(tokens) and tokens[index][1] != "}":
-                    if tokens[index][0] == "identifier":
-                        matchers.append(tokens[index][1])
-                    index += 1
-            used_metrics.append(value)
-            check_series(value, matchers, function, expression, exposition, known_series, fail)
+            problems = []
+            if kind == "identifier" and following == "{":
+                index += 1
+            if tokens[index][1] == "{":
+                braced_names, matchers, problems, index = read_matchers(tokens, index)
+                names.extend(braced_names)
+                for problem in problems:
+                    fail(problem)
+            if not names:
+                # A __name__ pattern is already reported among the problems.
+                if not problems:
+                    fail("a selector names no metric; this check needs the metric name of "
+                         "every selector")
+            elif len(names) > 1:
+                fail(f"a selector sets the metric name more than once: {names}")
+            else:
+                used_metrics.append(names[0])
+                check_series(names[0], matchers, function, expression, exposition,
+                             known_series, fail)
         index += 1
 
     available = set(TARGET_LABELS)
@@ -231,6 +285,79 @@ def check_expression(expression, exposition, recorded, errors):
     if expression.label_values_label and expression.label_values_label not in available:
         fail(f"label_values() asks for {expression.label_values_label!r}, which "
              f"{sorted(set(used_metrics))} do not carry")
+
+
+def find_unbalanced_bracket(tokens):
+    """Return a message for the first unmatched (, [ or {, or None when they all pair up."""
+    open_brackets = []
+    for kind, value in tokens:
+        if kind != "operator":
+            continue
+        if value in BRACKET_PAIRS.values():
+            open_brackets.append(value)
+        elif value in BRACKET_PAIRS:
+            if not open_brackets:
+                return f"unbalanced brackets: {value!r} has no opening {BRACKET_PAIRS[value]!r}"
+            opening = open_brackets.pop()
+            if opening != BRACKET_PAIRS[value]:
+                return f"unbalanced brackets: {opening!r} is closed by {value!r}"
+    if open_brackets:
+        return f"unbalanced brackets: {open_brackets[-1]!r} is never closed"
+    return None
+
+
+def read_matchers(tokens, index):
+    """Read the matchers of a selector, from the `{` at index to its `}`.
+
+    Returns the metric names set inside the braces (a Prometheus 3 quoted name such as
+    {"gwen_x_total"}, or __name__="gwen_x_total"), the other label names, the problems found and
+    the index of the `}`. The brackets must be balanced.
+    """
+    names = []
+    labels = []
+    problems = []
+    index += 1
+    while tokens[index][1] != "}":
+        kind, value = tokens[index]
+        if kind not in ("identifier", "string"):
+            index += 1
+            continue
+
+        label = unquote(value) if kind == "string" else value
+        operator = tokens[index + 1][1]
+        if operator not in ("=", "!=", "=~", "!~"):
+            if kind == "string":
+                names.append(label)
+            else:
+                problems.append(f"matcher {label} has no operator and value")
+            index += 1
+            continue
+
+        matched = tokens[index + 2]
+        if matched[0] != "string":
+            problems.append(f"matcher {label}{operator} has no quoted value")
+            index += 2
+            continue
+        if label != "__name__":
+            labels.append(label)
+        elif operator == "=":
+            names.append(unquote(matched[1]))
+        else:
+            problems.append(f"__name__{operator}{matched[1]} selects metrics by pattern; this "
+                            'check reads only __name__="name", so write the metric name')
+        index += 3
+    return names, labels, problems, index
+
+
+def unquote(string_token):
+    """Return the text of a PromQL string literal, each backslash escape reduced to its character.
+
+    That is right for the escaped quotes and backslashes that names may need, and turns other
+    escapes such as \\n into a plain letter.
+    """
+    if string_token.startswith("`"):
+        return string_token[1:-1]
+    return re.sub(r"\\(.)", r"\1", string_token[1:-1])
 
 
 def check_series(name, matchers, function, expression, exposition, known_series, fail):
@@ -258,51 +385,244 @@ def check_series(name, matchers, function, expression, exposition, known_series,
 
 
 def dashboard_expressions(dashboard, errors):
-    """Collect the queries of a dashboard and check the variables, datasources and panel ids."""
-    expressions = []
-    variables = set(GRAFANA_BUILTINS)
-    for variable in dashboard.get("templating", {}).get("list", []):
-        variables.add(variable["name"])
+    """Collect the queries of a dashboard and check the variables, datasources and panel ids.
 
-    for variable in dashboard.get("templating", {}).get("list", []):
+    A query that uses custom, constant or textbox variables is returned once for each combination
+    of the values those variables list, with the values substituted.
+    """
+    variables = {}
+    for variable in (dashboard.get("templating") or {}).get("list") or []:
+        variables[variable.get("name")] = variable
+
+    expressions = variable_query_expressions(variables, errors)
+    expressions.extend(annotation_expressions(dashboard, errors))
+    expressions.extend(panel_expressions(dashboard, errors))
+
+    substituted = []
+    for expression in expressions:
+        check_variable_uses(expression, variables, errors)
+        substituted.extend(substitute_listed_values(expression, variables, errors))
+    return substituted
+
+
+def variable_query_expressions(variables, errors):
+    """Collect the PromQL of the query variables."""
+    expressions = []
+    for name, variable in variables.items():
         if variable.get("type") != "query":
             continue
         query = variable.get("query")
         if isinstance(query, dict):
             query = query.get("query")
-        source = f"dashboard variable {variable['name']!r}"
+        source = f"dashboard variable {name!r}"
         expressions.extend(grafana_query_expressions(source, query, errors))
+    return expressions
 
+
+def annotation_expressions(dashboard, errors):
+    """Collect the PromQL of the annotation queries, in `expr` or in `target.expr`."""
+    expressions = []
+    for annotation in (dashboard.get("annotations") or {}).get("list") or []:
+        target = annotation.get("target")
+        exprs = []
+        if annotation.get("expr") is not None:
+            exprs.append(annotation["expr"])
+        if isinstance(target, dict) and target.get("expr") not in (None, *exprs):
+            exprs.append(target["expr"])
+        datasource = annotation.get("datasource")
+        datasource_type = datasource.get("type") if isinstance(datasource, dict) else None
+        # Grafana's built-in annotation carries no query, and the expr of another data source
+        # type, such as Loki's, is not PromQL.
+        if not exprs or datasource_type not in (None, "prometheus"):
+            continue
+
+        source = f"dashboard annotation {annotation.get('name', '(unnamed)')!r}"
+        if datasource_uid(datasource) != "${datasource}":
+            errors.append(f"{source}: datasource {json.dumps(datasource)} is not "
+                          "${datasource}")
+        for expr in exprs:
+            if isinstance(expr, str):
+                expressions.append(Expression(source, expr))
+            else:
+                errors.append(f"{source}: expr {json.dumps(expr)} is not a string")
+    return expressions
+
+
+def panel_expressions(dashboard, errors):
+    """Collect the PromQL of the panel targets, and check panel ids and datasources."""
+    expressions = []
     panel_ids = set()
-    for panel in walk_panels(dashboard.get("panels", [])):
+    for panel in walk_panels(dashboard.get("panels") or []):
         title = panel.get("title", "(untitled)")
         if panel.get("id") in panel_ids:
             errors.append(f"dashboard panel {title!r}: id {panel.get('id')} is used twice")
         panel_ids.add(panel.get("id"))
         if panel.get("type") == "row":
             continue
-        if panel.get("datasource", {}).get("uid") != "${datasource}":
-            errors.append(f"dashboard panel {title!r}: datasource uid is not ${{datasource}}")
-        for target in panel.get("targets", []):
-            source = f"dashboard panel {title!r} query {target.get('refId')}"
-            if target.get("datasource", {}).get("uid", "${datasource}") != "${datasource}":
-                errors.append(f"{source}: datasource uid is not ${{datasource}}")
-            expressions.append(Expression(source, target["expr"]))
 
-    for expression in expressions:
-        for match in GRAFANA_VARIABLE.finditer(expression.text):
-            name = next(group for group in match.groups() if group)
+        datasource = panel.get("datasource")
+        if datasource_uid(datasource) != "${datasource}":
+            errors.append(f"dashboard panel {title!r}: datasource {json.dumps(datasource)} is "
+                          "not ${datasource}")
+        for target in panel.get("targets") or []:
+            source = f"dashboard panel {title!r} query {target.get('refId')}"
+            expression = target_expression(source, target, errors)
+            if expression is not None:
+                expressions.append(expression)
+    return expressions
+
+
+def target_expression(source, target, errors):
+    """Return the PromQL of one panel target, or None for a Grafana expression or an error."""
+    datasource = target.get("datasource")
+    if is_grafana_expression(target):
+        # Math, reduce and the other server-side expressions read other queries by refId, so
+        # they name no metric.
+        return None
+    # A target without a datasource of its own uses the panel's.
+    if datasource is not None and datasource_uid(datasource) != "${datasource}":
+        errors.append(f"{source}: datasource {json.dumps(datasource)} is not ${{datasource}}")
+
+    expr = target.get("expr")
+    if not isinstance(expr, str) or not expr.strip():
+        errors.append(f"{source}: expr is missing or empty; a Prometheus query needs PromQL "
+                      'there, and a Grafana expression needs the datasource {"type": "__expr__", '
+                      '"uid": "__expr__"}')
+        return None
+    return Expression(source, expr)
+
+
+def is_grafana_expression(target):
+    """Return True when a panel target is a Grafana server-side expression, not a query."""
+    datasource = target.get("datasource")
+    if isinstance(datasource, dict) and datasource.get("type") == "__expr__":
+        return True
+    if datasource_uid(datasource) == "__expr__":
+        return True
+    return "expr" not in target and target.get("type") in GRAFANA_EXPRESSION_TYPES
+
+
+def datasource_uid(datasource):
+    """Return the uid of a `datasource` field, which is an object, a data source name or null."""
+    if isinstance(datasource, dict):
+        return datasource.get("uid")
+    return datasource
+
+
+def check_variable_uses(expression, variables, errors):
+    """Report variables that are undefined, or that may name a metric whose values are unknown.
+
+    Outside strings, a variable can be a metric name. Only the listed values of custom, constant
+    and textbox variables can be checked there, and interval variables and Grafana's own ones are
+    durations. Inside strings, a variable is a label value, so any variable is allowed.
+    """
+    for index, part in enumerate(split_strings(expression.text)):
+        for match in GRAFANA_VARIABLE.finditer(part):
+            name = variable_name(match)
+            if name in GRAFANA_BUILTINS:
+                continue
             if name not in variables:
                 errors.append(f"{expression.source}: variable ${name} is not defined\n"
                               f"    expr: {expression.text}")
-    return expressions
+                continue
+            variable_type = variables[name].get("type")
+            inside_string = index % 2 == 1
+            if inside_string or variable_type in LISTED_VALUE_TYPES | DURATION_TYPES:
+                continue
+            errors.append(f"{expression.source}: variable ${name} is a {variable_type} variable "
+                          "outside a string, where it can be a metric name whose values this "
+                          "check cannot list; use it in a label matcher or make it a custom "
+                          f"variable\n    expr: {expression.text}")
+
+
+def substitute_listed_values(expression, variables, errors):
+    """Return one copy of expression per combination of its custom, constant and textbox values."""
+    names = []
+    for match in GRAFANA_VARIABLE.finditer(expression.text):
+        name = variable_name(match)
+        listed = name in variables and variables[name].get("type") in LISTED_VALUE_TYPES
+        if listed and name not in names:
+            names.append(name)
+    if not names:
+        return [expression]
+
+    value_lists = [listed_values(variables[name]) for name in names]
+    for name, values in zip(names, value_lists):
+        if not values:
+            errors.append(f"{expression.source}: variable ${name} lists no value to check")
+            return []
+    combination_count = math.prod(len(values) for values in value_lists)
+    if combination_count > MAX_COMBINATIONS:
+        errors.append(f"{expression.source}: its variables {names} have {combination_count} "
+                      f"combinations of values, more than the {MAX_COMBINATIONS} this check "
+                      "tries")
+        return []
+
+    copies = []
+    for combination in itertools.product(*value_lists):
+        assignment = dict(zip(names, combination))
+        text = GRAFANA_VARIABLE.sub(
+            lambda match: assignment.get(variable_name(match), match.group()), expression.text
+        )
+        settings = ", ".join(f"${name}={value!r}" for name, value in assignment.items())
+        copies.append(Expression(f"{expression.source} with {settings}", text,
+                                 expression.label_values_label))
+    return copies
+
+
+def listed_values(variable):
+    """List the values a custom, constant or textbox variable has in the dashboard JSON.
+
+    These are the values in its query, its options and its current value, and the allValue of
+    a variable with includeAll.
+    """
+    # NOTE: a viewer may still type another value into a textbox, or into a custom variable
+    # where Grafana allows custom values, and a multi-value selection is substituted as a regex
+    # such as (a|b). Neither is checked.
+    values = []
+    query = variable.get("query")
+    if isinstance(query, str) and variable.get("type") == "custom":
+        values.extend(custom_variable_values(query))
+    elif isinstance(query, str):
+        values.append(query)
+    for option in variable.get("options") or []:
+        if isinstance(option, dict):
+            values.append(option.get("value"))
+    current = (variable.get("current") or {}).get("value")
+    values.extend(current if isinstance(current, list) else [current])
+    if variable.get("includeAll") and variable.get("allValue"):
+        values.append(variable["allValue"])
+
+    unique = []
+    for value in values:
+        if isinstance(value, str) and value != "$__all" and value not in unique:
+            unique.append(value)
+    return unique
+
+
+def custom_variable_values(query):
+    """Split the query of a custom variable, `a, b` or `text : value, ...`, into its values."""
+    values = []
+    for item in re.split(r"(?<!\\),", query):
+        item = item.strip()
+        if not item:
+            continue
+        if " : " in item:
+            item = item.split(" : ", 1)[1].strip()
+        values.append(item.replace("\\,", ","))
+    return values
+
+
+def variable_name(match):
+    """Return the name of a GRAFANA_VARIABLE match, whichever of its forms it has."""
+    return next(group for group in match.groups() if group)
 
 
 def walk_panels(panels):
     """Yield every panel, including those inside collapsed rows."""
     for panel in panels:
         yield panel
-        yield from walk_panels(panel.get("panels", []))
+        yield from walk_panels(panel.get("panels") or [])
 
 
 def grafana_query_expressions(source, query, errors):
