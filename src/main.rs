@@ -3,12 +3,31 @@ mod cli_ops;
 mod commands;
 mod commands_ops;
 
+use std::process::ExitCode;
+use std::time::Duration;
+
 use clap::Parser;
 use gwen_segment::telemetry::{self, TelemetryConfig};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// How long the process waits at exit for blocking tasks still running, such as a Kafka consumer
+/// close that does not end. The command has already logged why by then.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    code
+}
+
+async fn run(cli: cli::Cli) -> ExitCode {
     let telemetry = telemetry::init(&TelemetryConfig {
         log_format: cli.log_format,
         log_level: &cli.log_level,
@@ -18,15 +37,15 @@ async fn main() -> std::process::ExitCode {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("error: {error}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
 
     match commands::run(cli.command).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

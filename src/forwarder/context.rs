@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
@@ -130,6 +130,43 @@ impl ClientContext for ForwarderContext {
 }
 
 impl ConsumerContext for ForwarderContext {
+    /// Applies a rebalance with the incremental calls of the cooperative protocol, which
+    /// `consumer_config` always selects. rdkafka's default implementation first requests the
+    /// protocol from librdkafka. librdkafka 2.12 drops requests to a group that has already
+    /// closed without answering them, so a rebalance event served after the close (inside the
+    /// consumer's drop) blocked the forwarder's shutdown forever, as in
+    /// confluentinc/librdkafka#4041.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(list),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+
+        // NOTE: the group can still close between this check and the next call. That window is
+        // one function call long; without the check, every event served after the close hung.
+        if consumer.closed() {
+            debug!(topic = %self.topic, "consumer group already closed; rebalance not applied");
+        } else {
+            let applied = match rebalance {
+                Rebalance::Assign(_) => consumer.incremental_assign(list),
+                // As rdkafka does, an error event gives up the partitions it lists.
+                Rebalance::Revoke(_) | Rebalance::Error(_) => consumer.incremental_unassign(list),
+            };
+            if let Err(error) = applied {
+                error!(topic = %self.topic, error = %error, "cannot apply the rebalance to the consumer");
+            }
+        }
+
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => {

@@ -53,6 +53,10 @@ const STATISTICS_INTERVAL_MS: &str = "10000";
 /// Bound of librdkafka's prefetch queue per partition, so fetched but unprocessed data stays small.
 const FETCH_QUEUE_KBYTES: &str = "16384";
 
+/// How long leaving the group may take after the final commit: a LeaveGroup request and the
+/// last rebalance.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
     pub topic: String,
@@ -161,7 +165,19 @@ pub async fn run(
     forwarder.consume(shutdown).await;
     forwarder.drain().await;
     forwarder.finish().await;
+    close(forwarder).await;
     Ok(())
+}
+
+/// Drops the forwarder and with it the consumer, which leaves the group. The drop serves the last
+/// rebalance and may block, so it runs on a blocking thread. If it does not end in time, an error
+/// is logged and the process goes on stopping.
+async fn close(forwarder: Forwarder) {
+    let topic = forwarder.config.topic.clone();
+    let closing = tokio::task::spawn_blocking(move || drop(forwarder));
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        error!(%topic, timeout = %humantime::format_duration(CLOSE_TIMEOUT), "the Kafka consumer did not leave the group in time; its partitions move to other members after the session timeout");
+    }
 }
 
 struct Forwarder {
