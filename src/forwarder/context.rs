@@ -55,6 +55,22 @@ impl ForwarderContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Commits the stored offsets before partitions move. They cover only finished messages, so
+    /// the next owner starts right after them; unfinished batches are abandoned and sent again.
+    fn commit_finished(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
+        // librdkafka never replies to a commit request once the group is closed (see
+        // `rebalance`), and the forwarder made its final commit before closing.
+        if consumer.closed() {
+            return;
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                warn!(topic = %self.topic, ?partitions, error = %error, "offset commit on revocation failed; the next owner delivers those messages again")
+            }
+        }
+    }
+
     /// Forgets revoked partitions and removes their gauges, so sums over members count each
     /// partition once.
     fn forget(&self, partitions: &[i32]) {
@@ -132,10 +148,9 @@ impl ClientContext for ForwarderContext {
 impl ConsumerContext for ForwarderContext {
     /// Applies a rebalance with the incremental calls of the cooperative protocol, which
     /// `consumer_config` always selects. rdkafka's default implementation first requests the
-    /// protocol from librdkafka. librdkafka 2.12 drops requests to a group that has already
-    /// closed without answering them, so a rebalance event served after the close (inside the
-    /// consumer's drop) blocked the forwarder's shutdown forever, as in
-    /// confluentinc/librdkafka#4041.
+    /// protocol from librdkafka. librdkafka 2.12 drops every request to a closed group with no
+    /// reply, so a rebalance event served after the close (inside the consumer's drop) blocked
+    /// the forwarder's shutdown forever, as in confluentinc/librdkafka#4041.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -172,14 +187,7 @@ impl ConsumerContext for ForwarderContext {
             Rebalance::Revoke(list) => {
                 let partitions = self.partitions(list);
                 info!(topic = %self.topic, ?partitions, "partitions revoked; committing their finished offsets");
-                // The offsets stored so far cover only finished messages, so the next owner
-                // starts right after them. Unfinished batches are abandoned and sent again.
-                match consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                    Err(error) => {
-                        warn!(topic = %self.topic, ?partitions, error = %error, "offset commit on revocation failed; the next owner delivers those messages again")
-                    }
-                }
+                self.commit_finished(consumer, &partitions);
                 self.forget(&partitions);
                 let _ = self.events.send(RebalanceEvent::Revoked(partitions));
             }
