@@ -58,8 +58,8 @@ impl ForwarderContext {
     /// Commits the stored offsets before partitions move. They cover only finished messages, so
     /// the next owner starts right after them; unfinished batches are abandoned and sent again.
     fn commit_finished(&self, consumer: &BaseConsumer<Self>, partitions: &[i32]) {
-        // librdkafka never replies to a commit request once the group is closed (see
-        // `rebalance`), and the forwarder made its final commit before closing.
+        // A closed group cannot commit (see `rebalance` for why a request then risks a hang),
+        // and the forwarder made its final commit before closing.
         if consumer.closed() {
             return;
         }
@@ -148,9 +148,10 @@ impl ClientContext for ForwarderContext {
 impl ConsumerContext for ForwarderContext {
     /// Applies a rebalance with the incremental calls of the cooperative protocol, which
     /// `consumer_config` always selects. rdkafka's default implementation first requests the
-    /// protocol from librdkafka. librdkafka 2.12 drops every request to a closed group with no
-    /// reply, so a rebalance event served after the close (inside the consumer's drop) blocked
-    /// the forwarder's shutdown forever, as in confluentinc/librdkafka#4041.
+    /// protocol from librdkafka, and that request once hung the forwarder's shutdown forever
+    /// inside the consumer's drop. librdkafka 2.12 destroys, without a reply, a request that
+    /// reaches the group while it finishes closing, and the caller waits with no timeout
+    /// (confluentinc/librdkafka#4041). So this makes as few requests as it can.
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -164,8 +165,8 @@ impl ConsumerContext for ForwarderContext {
         };
         self.pre_rebalance(consumer, &rebalance);
 
-        // NOTE: the group can still close between this check and the next call. That window is
-        // one function call long; without the check, every event served after the close hung.
+        // NOTE: a request sent just as the group finishes closing can still go unanswered, so
+        // the forwarder bounds its wait for the close (see `close` in the forwarder module).
         if consumer.closed() {
             debug!(topic = %self.topic, "consumer group already closed; rebalance not applied");
         } else {
