@@ -218,7 +218,7 @@ pub struct CommonArgs {
 
     /// Confluent-compatible Schema Registry: the receiver registers the webhook schema under
     /// `<topic>-value` and frames values with its id; the forwarder checks the ids it reads.
-    #[arg(long, env = "GWEN_SCHEMA_REGISTRY_URL")]
+    #[arg(long, env = "GWEN_SCHEMA_REGISTRY_URL", hide_env_values = true)]
     pub schema_registry_url: Option<String>,
 }
 

@@ -12,6 +12,8 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 use tokio::sync::OnceCell;
 use tracing::info;
 
+use crate::secret::url_without_userinfo;
+
 /// The JSON Schema of a GWEN webhook as the receiver accepts it.
 pub const WEBHOOK_SCHEMA: &str = include_str!("../schemas/gwen-webhook.schema.json");
 
@@ -26,7 +28,10 @@ pub struct RegistryError {
 
 /// A Confluent-compatible Schema Registry.
 pub struct SchemaRegistry {
+    /// The URL as errors and logs show it, without credentials.
     url: String,
+    /// The URL as given, credentials included, to remove from the library's error messages.
+    request_url: String,
     settings: SrSettings,
     /// The webhook schema's id, once registered.
     webhook_schema_id: OnceCell<u32>,
@@ -35,14 +40,32 @@ pub struct SchemaRegistry {
 }
 
 impl SchemaRegistry {
-    pub fn new(url: &str) -> Self {
-        let url = url.trim_end_matches('/').to_string();
-        SchemaRegistry {
-            settings: SrSettings::new(url.clone()),
-            url,
+    /// A registry at `url`, an http or https URL. Credentials in the URL are sent as HTTP Basic
+    /// auth and never shown: errors and logs print the URL with `***` in their place.
+    pub fn new(url: &str) -> Result<Self, RegistryError> {
+        let url = url.trim_end_matches('/');
+        let shown = url_without_userinfo(url);
+        let invalid = |reason: String| RegistryError {
+            url: shown.clone(),
+            message: format!(
+                "invalid --schema-registry-url: {reason}; give an http or https URL such as http://schema-registry:8081"
+            ),
+            retriable: false,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https".into()));
+        }
+        if parsed.host_str().is_none() {
+            return Err(invalid("it has no host".into()));
+        }
+        Ok(SchemaRegistry {
+            settings: SrSettings::new(url.to_string()),
+            url: shown,
+            request_url: url.to_string(),
             webhook_schema_id: OnceCell::new(),
             known_ids: Mutex::new(HashSet::new()),
-        }
+        })
     }
 
     /// Returns the id of the webhook schema under `<topic>-value`, registering it on first use.
@@ -92,9 +115,11 @@ impl SchemaRegistry {
     }
 
     fn error(&self, error: SRCError) -> RegistryError {
+        // The library's messages may quote the URL it called, credentials included.
+        let message = error.to_string().replace(&self.request_url, &self.url);
         RegistryError {
             url: self.url.clone(),
-            message: error.to_string(),
+            message,
             retriable: error.retriable,
         }
     }

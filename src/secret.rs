@@ -38,6 +38,24 @@ impl FromStr for Secret {
     }
 }
 
+/// Replaces the user name and password of a URL with `***`, so an error never shows them.
+pub fn url_without_userinfo(endpoint: &str) -> String {
+    let Some(scheme_end) = endpoint.find("://").map(|i| i + 3) else {
+        return endpoint.to_string();
+    };
+    let authority_end = endpoint[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(endpoint.len(), |i| scheme_end + i);
+    match endpoint[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &endpoint[..scheme_end],
+            &endpoint[scheme_end + at..]
+        ),
+        None => endpoint.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +65,17 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "[redacted] [redacted]");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn url_without_userinfo_masks_only_the_authority() {
+        for (endpoint, expected) in [
+            ("http://u:p@c:1/a@b", "http://***@c:1/a@b"),
+            ("http://c:1/a@b", "http://c:1/a@b"),
+            ("https://token@c", "https://***@c"),
+            ("c@d", "c@d"),
+        ] {
+            assert_eq!(url_without_userinfo(endpoint), expected);
+        }
     }
 }

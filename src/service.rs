@@ -98,6 +98,11 @@ pub struct ForwarderOptions {
     pub config: ForwarderConfig,
 }
 
+/// The client for `--schema-registry-url`, checked before anything connects.
+fn schema_registry(url: Option<&str>) -> anyhow::Result<Option<Arc<SchemaRegistry>>> {
+    Ok(url.map(SchemaRegistry::new).transpose()?.map(Arc::new))
+}
+
 /// Runs the receiver on `listener` until `shutdown` is cancelled, then flushes the producer.
 pub async fn run_receiver(
     options: ReceiverOptions,
@@ -108,6 +113,7 @@ pub async fn run_receiver(
     let authenticator = options
         .credentials
         .authenticator(options.allow_unauthenticated)?;
+    let registry = schema_registry(options.schema_registry_url.as_deref())?;
 
     let topic = options.config.topic.clone();
     let producer: FutureProducer =
@@ -123,8 +129,8 @@ pub async fn run_receiver(
         producer.clone(),
         health.clone(),
     );
-    if let Some(url) = &options.schema_registry_url {
-        receiver = receiver.with_registry(Arc::new(SchemaRegistry::new(url)));
+    if let Some(registry) = registry {
+        receiver = receiver.with_registry(registry);
     }
     let receiver = Arc::new(receiver);
     let stopping = health.clone();
@@ -149,6 +155,14 @@ pub async fn run_forwarder(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topic = options.config.topic.clone();
+    if options.dlq_topic == topic {
+        anyhow::bail!(
+            "--dlq-topic {:?} is also the --topic: every dead letter would be read, fail and be dead-lettered again, without end; give the DLQ a topic of its own, such as {:?}",
+            options.dlq_topic,
+            format!("{topic}.dlq")
+        );
+    }
+    let registry = schema_registry(options.schema_registry_url.as_deref())?;
     ensure_topics(
         &options.kafka,
         &[&topic, &options.dlq_topic],
@@ -181,10 +195,7 @@ pub async fn run_forwarder(
             options.dlq_topic,
             options.config.retry,
         ),
-        registry: options
-            .schema_registry_url
-            .as_deref()
-            .map(|url| Arc::new(SchemaRegistry::new(url))),
+        registry,
     };
     forwarder::run(clients, options.config, health, shutdown.cancelled_owned())
         .await

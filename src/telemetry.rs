@@ -22,6 +22,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
+use crate::secret::url_without_userinfo;
+
 /// The service name on exported spans unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
 /// sets another.
 const SERVICE_NAME: &str = "gwen-segment";
@@ -224,7 +226,7 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
 /// `http://collector:4318/v1/traces`.
 fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
     let invalid = |reason: &str| TelemetryError::Endpoint {
-        endpoint: without_userinfo(endpoint),
+        endpoint: url_without_userinfo(endpoint),
         reason: reason.to_string(),
     };
     let url = reqwest::Url::parse(endpoint).map_err(|error| invalid(&error.to_string()))?;
@@ -249,24 +251,6 @@ fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
         ));
     }
     Ok(format!("{base}{TRACES_PATH}"))
-}
-
-/// Replaces the user name and password of a URL with `***`, so an error never shows them.
-fn without_userinfo(endpoint: &str) -> String {
-    let Some(scheme_end) = endpoint.find("://").map(|i| i + 3) else {
-        return endpoint.to_string();
-    };
-    let authority_end = endpoint[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(endpoint.len(), |i| scheme_end + i);
-    match endpoint[scheme_end..authority_end].rfind('@') {
-        Some(at) => format!(
-            "{}***{}",
-            &endpoint[..scheme_end],
-            &endpoint[scheme_end + at..]
-        ),
-        None => endpoint.to_string(),
-    }
 }
 
 fn log_filter(level: &str) -> EnvFilter {
@@ -330,18 +314,6 @@ mod tests {
         assert!(error.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{error}");
         assert!(error.contains("http://***@c:4318"), "{error}");
         assert!(!error.contains("secret"), "{error}");
-    }
-
-    #[test]
-    fn without_userinfo_masks_only_the_authority() {
-        for (endpoint, expected) in [
-            ("http://u:p@c:1/a@b", "http://***@c:1/a@b"),
-            ("http://c:1/a@b", "http://c:1/a@b"),
-            ("https://token@c", "https://***@c"),
-            ("c@d", "c@d"),
-        ] {
-            assert_eq!(without_userinfo(endpoint), expected);
-        }
     }
 
     #[test]

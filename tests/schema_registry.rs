@@ -122,6 +122,8 @@ async fn registry_down_gives_503_and_holds_commits() {
     require_broker();
     let (registry, registry_url) = start_registry().await;
     registry.down.store(true, Ordering::Relaxed);
+    // Credentials in the URL are sent as Basic auth; the test registry ignores them.
+    let registry_url = registry_url.replacen("http://", "http://reader:registry-pass@", 1);
     let topic = unique("registry-down");
     let group_id = unique("group");
     let capture = start_capture().await;
@@ -130,6 +132,12 @@ async fn registry_down_gives_503_and_holds_commits() {
     let response = post(&receiver.url, &fixture("wallet_update.json")).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
+    let body = response.text().await.unwrap();
+    assert!(body.contains("http://***@127.0.0.1"), "{body}");
+    assert!(
+        !body.contains("registry-pass"),
+        "the password leaked: {body}"
+    );
 
     // A framed value whose schema id the forwarder cannot check while the registry is down.
     let webhook = r#"{"type":"wallet_update","userId":"u-framed","timestamp":1764853200}"#;

@@ -77,13 +77,16 @@ async fn segment_client_refuses_unknown_certificate() {
 
     let client =
         SegmentClient::new(&url, Secret::new(WRITE_KEY), Duration::from_secs(5), None).unwrap();
-    assert_eq!(
-        client.send_batch(batch(&client)).await,
-        Verdict::Retry {
-            status: None,
-            after: None
-        }
-    );
+    let verdict = client.send_batch(batch(&client)).await;
+    let Verdict::Retry {
+        status: None,
+        after: None,
+        error: Some(error),
+    } = verdict
+    else {
+        panic!("expected a retry without a response, got {verdict:?}");
+    };
+    assert!(error.contains("certificate"), "{error}");
     assert_eq!(capture.request_count(), 0);
 }
 

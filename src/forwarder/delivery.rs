@@ -143,7 +143,11 @@ impl Delivery {
                     self.log_halt(status);
                     self.backoff.delay(attempt)
                 }
-                Verdict::Retry { status, after } => {
+                Verdict::Retry {
+                    status,
+                    after,
+                    error,
+                } => {
                     let wait = match after {
                         // Honoured within the backoff's bounds: a zero or past Retry-After would
                         // make a busy loop, a very long one is capped by --retry-max-backoff.
@@ -155,6 +159,7 @@ impl Delivery {
                     };
                     warn!(
                         status = status.map(|s| s.to_string()).unwrap_or_else(|| "network error".into()),
+                        error = error.as_deref().unwrap_or(""),
                         events = events.len(),
                         attempt = attempt + 1,
                         wait_ms = wait.as_millis() as u64,
@@ -195,6 +200,7 @@ impl Delivery {
         *logged_at = Some(Instant::now());
         error!(
             status,
+            segment = %self.segment,
             "Segment refuses the requests: delivery is halted and nothing is committed until this is fixed; \
              check --segment-write-key and that --segment-url matches the source's region"
         );

@@ -132,12 +132,28 @@ impl TopicsReport {
     }
 }
 
+impl TopicsConfig {
+    fn validate(&self) -> Result<(), OpsError> {
+        self.spec.validate()?;
+        if self.topic == self.dlq_topic {
+            return Err(OpsError::InvalidOption {
+                option: "--dlq-topic",
+                reason: format!(
+                    "{:?} is also the --topic; the dead-letter topic must be a topic of its own",
+                    self.dlq_topic
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Creates the missing topics, then compares every topic with the spec.
 pub async fn ensure(
     settings: &KafkaSettings,
     config: &TopicsConfig,
 ) -> Result<TopicsReport, OpsError> {
-    config.spec.validate()?;
+    config.validate()?;
     let admin = admin_client(settings)?;
     let mut topics = Vec::new();
     for topic in [&config.topic, &config.dlq_topic] {
@@ -163,7 +179,7 @@ pub async fn check(
     settings: &KafkaSettings,
     config: &TopicsConfig,
 ) -> Result<TopicsReport, OpsError> {
-    config.spec.validate()?;
+    config.validate()?;
     let admin = admin_client(settings)?;
     let mut topics = Vec::new();
     for topic in [&config.topic, &config.dlq_topic] {

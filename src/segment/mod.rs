@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use tracing::debug;
 
 pub use batch::{BatchEncoder, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 pub use response::{Verdict, classify};
 
-use crate::secret::Secret;
+use crate::secret::{Secret, url_without_userinfo};
 
 /// Maximum response body kept for logs and dead-letter headers.
 const MAX_KEPT_BODY_BYTES: usize = 2_000;
@@ -65,12 +64,22 @@ impl SegmentClient {
     ) -> Result<Self, SegmentConfigError> {
         validate_write_key(&write_key)?;
         let invalid = |reason: String| SegmentConfigError::InvalidUrl {
-            url: segment_url.to_string(),
+            url: url_without_userinfo(segment_url),
             reason,
         };
         let mut base = reqwest::Url::parse(segment_url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https".into()));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(invalid(
+                "it contains credentials, which are not sent: the write key is the Basic auth user name; remove them".into(),
+            ));
+        }
+        if base.path().trim_end_matches('/').ends_with("/v1/batch") {
+            return Err(invalid(
+                "it ends with /v1/batch, which the forwarder adds; give the base URL".into(),
+            ));
         }
         // Keeps a path prefix such as a proxy's `/segment`: joins below it, not at the root.
         if !base.path().ends_with('/') {
@@ -157,10 +166,10 @@ impl SegmentClient {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
-                debug!(error = %error, "Segment request failed");
                 return Verdict::Retry {
                     status: None,
                     after: None,
+                    error: Some(error_chain(&error)),
                 };
             }
         };
@@ -195,14 +204,25 @@ fn print_batch(body: &[u8]) -> Verdict {
         .and_then(|()| stdout.flush());
     match printed {
         Ok(()) => Verdict::Delivered,
-        Err(error) => {
-            tracing::warn!(error = %error, "cannot print the batch to stdout; retrying");
-            Verdict::Retry {
-                status: None,
-                after: None,
-            }
-        }
+        Err(error) => Verdict::Retry {
+            status: None,
+            after: None,
+            error: Some(format!("cannot print the batch to stdout: {error}")),
+        },
     }
+}
+
+/// The error and its sources on one line: reqwest's own message is only "error sending request",
+/// and the cause (connection refused, timed out, certificate rejected) is in the sources.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn validate_write_key(write_key: &Secret) -> Result<(), SegmentConfigError> {

@@ -19,6 +19,8 @@ pub enum Verdict {
     Retry {
         status: Option<u16>,
         after: Option<Duration>,
+        /// Why no response arrived (a network error or a timeout), when none did.
+        error: Option<String>,
     },
 }
 
@@ -37,6 +39,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: String) -> Verdic
         code => Verdict::Retry {
             status: Some(code),
             after: retry_after(headers),
+            error: None,
         },
     }
 }
@@ -121,7 +124,8 @@ mod tests {
                 verdict(status, &[]),
                 Verdict::Retry {
                     status: Some(status),
-                    after: None
+                    after: None,
+                    error: None
                 }
             );
         }
@@ -133,7 +137,8 @@ mod tests {
             verdict(429, &[("retry-after", "7")]),
             Verdict::Retry {
                 status: Some(429),
-                after: Some(Duration::from_secs(7))
+                after: Some(Duration::from_secs(7)),
+                error: None
             }
         );
     }
@@ -144,7 +149,8 @@ mod tests {
             verdict(429, &[("x-ratelimit-reset", "1000")]),
             Verdict::Retry {
                 status: Some(429),
-                after: Some(Duration::ZERO)
+                after: Some(Duration::ZERO),
+                error: None
             }
         );
     }
