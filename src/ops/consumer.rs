@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{debug, warn};
 
 use super::OpsError;
 use crate::kafka::KafkaSettings;
@@ -18,8 +21,25 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub type PartitionOffsets = BTreeMap<i32, i64>;
 
 pub(crate) struct OpsConsumer {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<OpsContext>,
 }
+
+/// Logs the client's errors, except the end-of-partition events these reads ask for.
+pub(crate) struct OpsContext;
+
+impl ClientContext for OpsContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // With enable.partition.eof, librdkafka sometimes also reports a partition's end as a
+        // client-wide error; the reads handle the end themselves.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            debug!(reason, "end of partition reported as a client error");
+            return;
+        }
+        warn!(error = %error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for OpsContext {}
 
 /// A consumer group as the brokers describe it.
 #[derive(Debug, Clone)]
@@ -51,12 +71,12 @@ impl OpsConsumer {
             config.set("group.id", group_id);
         }
         let consumer = config
-            .create()
+            .create_with_context(OpsContext)
             .map_err(OpsError::kafka("create a Kafka consumer"))?;
         Ok(OpsConsumer { consumer })
     }
 
-    pub fn inner(&self) -> &BaseConsumer {
+    pub fn inner(&self) -> &BaseConsumer<OpsContext> {
         &self.consumer
     }
 
