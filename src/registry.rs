@@ -40,8 +40,8 @@ pub struct SchemaRegistry {
 }
 
 impl SchemaRegistry {
-    /// A registry at `url`, an http or https URL. Credentials in the URL are sent as HTTP Basic
-    /// auth and never shown: errors and logs print the URL with `***` in their place.
+    /// Checks `url`, an http or https URL, and returns its registry. Credentials in the URL are
+    /// sent as HTTP Basic auth and never shown: errors and logs print `***` in their place.
     pub fn new(url: &str) -> Result<Self, RegistryError> {
         let url = url.trim_end_matches('/');
         let shown = url_without_userinfo(url);

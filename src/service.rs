@@ -7,14 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::HeaderName;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::forwarder::{self, Clients, DlqWriter, ForwarderConfig, ForwarderContext};
 use crate::health::Health;
-use crate::kafka::{KafkaSettings, TopicPolicy, ensure_topics};
+use crate::kafka::{ClientLog, KafkaProducer, KafkaSettings, TopicPolicy, ensure_topics};
 use crate::receiver::{self, Authenticator, Receiver, ReceiverConfig};
 use crate::registry::SchemaRegistry;
 use crate::secret::Secret;
@@ -98,7 +98,7 @@ pub struct ForwarderOptions {
     pub config: ForwarderConfig,
 }
 
-/// The client for `--schema-registry-url`, checked before anything connects.
+/// Builds the client for `--schema-registry-url` and checks the URL before anything connects.
 fn schema_registry(url: Option<&str>) -> anyhow::Result<Option<Arc<SchemaRegistry>>> {
     Ok(url.map(SchemaRegistry::new).transpose()?.map(Arc::new))
 }
@@ -116,9 +116,9 @@ pub async fn run_receiver(
     let registry = schema_registry(options.schema_registry_url.as_deref())?;
 
     let topic = options.config.topic.clone();
-    let producer: FutureProducer =
+    let producer: KafkaProducer =
         receiver::producer_config(&options.kafka, options.config.produce_timeout)
-            .create()
+            .create_with_context(ClientLog::default())
             .context("cannot create the Kafka producer")?;
     ensure_topics(&options.kafka, &[&topic], options.topics).await?;
     health.set_started(true);
@@ -176,8 +176,8 @@ pub async fn run_forwarder(
             .context("cannot apply --start-at")?;
     }
 
-    let dlq_producer: FutureProducer = forwarder::dlq_producer_config(&options.kafka)
-        .create()
+    let dlq_producer: KafkaProducer = forwarder::dlq_producer_config(&options.kafka)
+        .create_with_context(ClientLog::default())
         .context("cannot create the dead-letter producer")?;
     let (context, rebalances) = ForwarderContext::new(topic.clone());
     let consumer: StreamConsumer<ForwarderContext> =
@@ -205,7 +205,7 @@ pub async fn run_forwarder(
     Ok(())
 }
 
-async fn flush(producer: &FutureProducer, name: &'static str) {
+async fn flush(producer: &KafkaProducer, name: &'static str) {
     let producer = producer.clone();
     let flushed = tokio::task::spawn_blocking(move || producer.flush(PRODUCER_FLUSH_TIMEOUT)).await;
     match flushed {

@@ -220,7 +220,7 @@ async fn receiver_answers_503_when_kafka_does_not_acknowledge() {
     let mut config = receiver_config("unreachable");
     config.produce_timeout = Duration::from_millis(500);
     let producer = receiver::producer_config(&settings, config.produce_timeout)
-        .create()
+        .create_with_context(gwen_segment::kafka::ClientLog::default())
         .unwrap();
     let health = Health::new("receiver");
     health.set_started(true);

@@ -13,6 +13,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use crate::kafka::ClientLog;
 use crate::metrics::{label, metrics};
 
 /// A change of the partitions this member owns.
@@ -28,6 +29,7 @@ pub struct ForwarderContext {
     /// Partitions owned now. Only these get lag and offset gauges, because a revoked partition's
     /// gauge would otherwise stay and be counted again by its new owner.
     assigned: Mutex<BTreeSet<i32>>,
+    client_log: ClientLog,
 }
 
 impl ForwarderContext {
@@ -37,6 +39,7 @@ impl ForwarderContext {
             topic,
             events,
             assigned: Mutex::new(BTreeSet::new()),
+            client_log: ClientLog::default(),
         };
         (context, receiver)
     }
@@ -98,23 +101,11 @@ impl ClientContext for ForwarderContext {
             error!(topic = %self.topic, detail = message, "offset reset: messages between the committed offset and the reset position are skipped");
             return;
         }
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                error!(target: "librdkafka", facility, "{message}")
-            }
-            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                info!(target: "librdkafka", facility, "{message}")
-            }
-            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", facility, "{message}"),
-        }
+        self.client_log.log(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(error = %error, reason, "Kafka client error");
+        self.client_log.error(&error, reason);
     }
 
     /// Publishes the committed offset and the lag of each partition of the topic.

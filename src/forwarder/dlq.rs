@@ -7,11 +7,11 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tracing::{error, warn};
 
 use crate::backoff::Backoff;
-use crate::kafka::{KafkaSettings, headers};
+use crate::kafka::{KafkaProducer, KafkaSettings, headers};
 use crate::mapping::{DlqKind, format_timestamp};
 
 /// librdkafka's own retries end after this; the writer then starts over with backoff.
@@ -26,7 +26,7 @@ pub struct DeadLetter {
 }
 
 pub struct DlqWriter {
-    producer: FutureProducer,
+    producer: KafkaProducer,
     topic: String,
     backoff: Backoff,
 }
@@ -41,7 +41,7 @@ pub fn dlq_producer_config(settings: &KafkaSettings) -> ClientConfig {
 }
 
 impl DlqWriter {
-    pub fn new(producer: FutureProducer, topic: String, backoff: Backoff) -> Arc<Self> {
+    pub fn new(producer: KafkaProducer, topic: String, backoff: Backoff) -> Arc<Self> {
         Arc::new(DlqWriter {
             producer,
             topic,
@@ -49,7 +49,7 @@ impl DlqWriter {
         })
     }
 
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &KafkaProducer {
         &self.producer
     }
 

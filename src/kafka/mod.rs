@@ -1,11 +1,16 @@
 //! Kafka plumbing shared by the receiver and the forwarder: client settings, topics, headers.
 
+mod client_log;
 pub mod framing;
 mod settings;
 mod topics;
 
+pub use client_log::{ClientLog, REPEAT_INTERVAL};
 pub use settings::{KafkaSettings, OptionError, parse_option, set_default};
 pub use topics::{TopicError, TopicPolicy, ensure_topics};
+
+/// A producer whose librdkafka log lines and errors go through `ClientLog`.
+pub type KafkaProducer = rdkafka::producer::FutureProducer<ClientLog>;
 
 /// Record header names written by the receiver and read by the forwarder.
 pub mod headers {

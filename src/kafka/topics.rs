@@ -7,12 +7,13 @@ use std::sync::Mutex;
 
 use rdkafka::ClientContext;
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer};
-use tracing::{info, warn};
+use tracing::info;
 
-use super::KafkaSettings;
+use super::{ClientLog, KafkaSettings};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,6 +111,7 @@ async fn topic_exists(settings: &KafkaSettings, topic: &str) -> Result<bool, Top
 #[derive(Default)]
 struct LookupContext {
     last_error: Mutex<Option<String>>,
+    log: ClientLog,
 }
 
 impl LookupContext {
@@ -122,8 +124,12 @@ impl LookupContext {
 }
 
 impl ClientContext for LookupContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(error = %error, reason, "Kafka client error");
+        self.log.error(&error, reason);
         // "All brokers down" follows every failed connection and would hide the cause.
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
             *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());

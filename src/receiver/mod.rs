@@ -16,7 +16,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info, warn};
@@ -27,6 +26,7 @@ pub use error::ApiError;
 pub use produce::{ProduceError, producer_config};
 
 use crate::health::Health;
+use crate::kafka::KafkaProducer;
 use crate::metrics::{label, metrics};
 use crate::registry::SchemaRegistry;
 use crate::telemetry;
@@ -54,7 +54,7 @@ pub struct ReceiverConfig {
 pub struct Receiver {
     config: ReceiverConfig,
     authenticator: Authenticator,
-    producer: FutureProducer,
+    producer: KafkaProducer,
     health: Health,
     permits: Semaphore,
     registry: Option<Arc<SchemaRegistry>>,
@@ -64,7 +64,7 @@ impl Receiver {
     pub fn new(
         config: ReceiverConfig,
         authenticator: Authenticator,
-        producer: FutureProducer,
+        producer: KafkaProducer,
         health: Health,
     ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_requests);

@@ -5,10 +5,10 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use super::body::Record;
-use crate::kafka::{KafkaSettings, set_default};
+use crate::kafka::{KafkaProducer, KafkaSettings, set_default};
 use crate::kafka::{framing, headers};
 
 /// Upper bound of the producer's local queue, so a slow cluster turns into 503s, not memory.
@@ -55,7 +55,7 @@ pub fn producer_config(settings: &KafkaSettings, produce_timeout: Duration) -> C
 /// Produces every record, then waits for all delivery reports. Records enqueued before a
 /// failure may still be written: the sender's retry then duplicates them with the same messageId.
 pub async fn produce_all(
-    producer: &FutureProducer,
+    producer: &KafkaProducer,
     topic: &str,
     records: &[Record<'_>],
     request: &RequestHeaders<'_>,
