@@ -212,8 +212,8 @@ fn print_batch(body: &[u8]) -> Verdict {
     }
 }
 
-/// Joins the error and its sources on one line. reqwest's own message is only "error sending request",
-/// and the cause (connection refused, timed out, certificate rejected) is in the sources.
+/// Joins the error and its sources on one line. reqwest's own message is only "error sending
+/// request", and the cause (connection refused, timed out, certificate rejected) is in the sources.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
