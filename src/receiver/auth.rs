@@ -16,6 +16,16 @@ pub struct Authenticator {
     signature_header: HeaderName,
 }
 
+/// `WWW-Authenticate` for webhook keys.
+const KEY_CHALLENGE: &str = "Basic realm=\"gwen-segment\", Bearer";
+
+/// What a 401 response tells the sender about the accepted credentials.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub detail: String,
+    pub www_authenticate: String,
+}
+
 /// The outcome of checking the headers alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderCheck {
@@ -42,6 +52,30 @@ impl Authenticator {
             Vec::new(),
             HeaderName::from_static(DEFAULT_SIGNATURE_HEADER),
         )
+    }
+
+    /// Describes the accepted credentials for a 401: its detail and its `WWW-Authenticate` value.
+    pub fn challenge(&self) -> Challenge {
+        let header = self.signature_header.as_str();
+        let key =
+            "a webhook key as HTTP Basic user name with an empty password, or as a Bearer token";
+        let signature = format!("an HMAC-SHA256 signature of the body in the {header} header");
+        let (detail, www_authenticate) = match (self.keys.is_empty(), self.hmac_secrets.is_empty())
+        {
+            (false, true) => (format!("send {key}"), KEY_CHALLENGE.to_string()),
+            (true, false) => (
+                format!("send {signature}"),
+                format!("HMAC-SHA256 header=\"{header}\""),
+            ),
+            _ => (
+                format!("send {key}, or {signature}"),
+                format!("{KEY_CHALLENGE}, HMAC-SHA256 header=\"{header}\""),
+            ),
+        };
+        Challenge {
+            detail,
+            www_authenticate,
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -193,6 +227,34 @@ mod tests {
             HeaderValue::from_str(value).unwrap(),
         );
         headers
+    }
+
+    #[test]
+    fn challenge_names_only_configured_methods() {
+        let hmac_only = hmac_authenticator().challenge();
+        assert!(
+            hmac_only.detail.contains("x-gwen-signature"),
+            "{hmac_only:?}"
+        );
+        assert!(!hmac_only.detail.contains("Bearer"), "{hmac_only:?}");
+        assert!(
+            !hmac_only.www_authenticate.contains("Basic"),
+            "{hmac_only:?}"
+        );
+
+        let keys_only = Authenticator::with_keys(vec![Secret::new("k")]).challenge();
+        assert!(keys_only.detail.contains("Bearer"), "{keys_only:?}");
+        assert!(!keys_only.detail.contains("HMAC"), "{keys_only:?}");
+
+        let both = Authenticator::new(
+            vec![Secret::new("k")],
+            vec![Secret::new("s")],
+            HeaderName::from_static("x-sig"),
+        )
+        .challenge();
+        assert!(both.detail.contains("Bearer"), "{both:?}");
+        assert!(both.detail.contains("x-sig"), "{both:?}");
+        assert!(both.www_authenticate.starts_with("Basic"), "{both:?}");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Challenge;
+
 /// Seconds a sender is asked to wait after a 503.
 const RETRY_AFTER_SECONDS: &str = "5";
 
 #[derive(Debug)]
 pub enum ApiError {
-    Unauthorized,
+    Unauthorized(Challenge),
     UnsupportedMediaType(String),
     BadRequest(String),
     PayloadTooLarge(String),
@@ -18,17 +20,27 @@ pub enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut www_authenticate = None;
         let (status, error, detail) = match self {
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send a webhook key as HTTP Basic user name with an empty password, or as a Bearer token".to_string(),
+            ApiError::Unauthorized(challenge) => {
+                www_authenticate = HeaderValue::from_str(&challenge.www_authenticate).ok();
+                (StatusCode::UNAUTHORIZED, "unauthorized", challenge.detail)
+            }
+            ApiError::UnsupportedMediaType(detail) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                detail,
             ),
-            ApiError::UnsupportedMediaType(detail) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail),
             ApiError::BadRequest(detail) => (StatusCode::BAD_REQUEST, "invalid_body", detail),
-            ApiError::PayloadTooLarge(detail) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail),
-            ApiError::RequestTimeout(detail) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", detail),
-            ApiError::Unavailable(detail) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail),
+            ApiError::PayloadTooLarge(detail) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+            }
+            ApiError::RequestTimeout(detail) => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout", detail)
+            }
+            ApiError::Unavailable(detail) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+            }
         };
 
         let body = serde_json::json!({ "error": error, "detail": detail }).to_string();
@@ -37,10 +49,9 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match status {
             StatusCode::UNAUTHORIZED => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"gwen-segment\", Bearer"),
-                );
+                if let Some(value) = www_authenticate {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(

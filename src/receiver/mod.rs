@@ -198,7 +198,7 @@ impl Receiver {
         let headers = request.headers();
         let header_check = self.authenticator.check_headers(headers);
         if header_check == HeaderCheck::Failed {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::Unauthorized(self.authenticator.challenge()));
         }
         let content_type = check_content_type(headers)?;
         let headers = headers.clone();
@@ -212,7 +212,7 @@ impl Receiver {
         if header_check == HeaderCheck::NeedsSignature
             && !self.authenticator.verify_signature(&headers, &body)
         {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::Unauthorized(self.authenticator.challenge()));
         }
         let records =
             split_records(&body, self.config.max_record_bytes).map_err(|error| match error {
