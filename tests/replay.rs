@@ -191,6 +191,8 @@ async fn replay_targets_clamped_to_watermarks() {
     let at_five = ReplayTarget::Datetime(base + minute * 5);
     let plan = run_replay(config(&group_id, &topic, at_five, false)).await;
     assert_eq!(plan.group_state, "Dead");
+    let printed = plan.to_string();
+    assert!(printed.contains("check --group-id"), "{printed}");
     assert_eq!(targets(&plan), HashMap::from([(0, 5), (1, 4)]));
     assert_eq!(plan.skipped(), 9);
     assert_eq!(

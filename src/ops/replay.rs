@@ -215,6 +215,13 @@ impl fmt::Display for ReplayReport {
             "group {} ({}), topic {}, target {}",
             self.group_id, self.group_state, self.topic, self.target
         )?;
+        if self.group_state == "Dead" {
+            writeln!(
+                f,
+                "note: the brokers know no group {}; check --group-id against the forwarders' GWEN_GROUP_ID, or go on to give a new group its first offsets",
+                self.group_id
+            )?;
+        }
         writeln!(
             f,
             "{:>9}  {:>12}  {:>12}  {:>12}  {:>12}  change",
