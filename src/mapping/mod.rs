@@ -126,10 +126,11 @@ pub fn map_webhook(
     })?;
     let text = text.trim();
     if !text.starts_with('{') {
-        return Err(Rejection::new(
-            DlqKind::InvalidWebhook,
-            "The webhook is not a JSON object.",
-        ));
+        let reason = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "The webhook is JSON but not an object.".to_string(),
+            Err(e) => format!("The webhook is not JSON: {e}."),
+        };
+        return Err(Rejection::new(DlqKind::InvalidWebhook, reason));
     }
     // This one parse checks the syntax of the whole text, because serde_json 1.0.154 checks the
     // values it skips with the same code that checks a `RawValue`.

@@ -245,7 +245,12 @@ mod reference {
             .map_err(|e| invalid(format!("The webhook is not valid UTF-8: {e}.")))?;
         let text = text.trim();
         if !text.starts_with('{') {
-            return Err(invalid("The webhook is not a JSON object.".into()));
+            return Err(invalid(
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(_) => "The webhook is JSON but not an object.".into(),
+                    Err(e) => format!("The webhook is not JSON: {e}."),
+                },
+            ));
         }
         let properties: &RawValue = serde_json::from_str(text)
             .map_err(|e| invalid(format!("The webhook is not valid JSON: {e}.")))?;
@@ -343,6 +348,17 @@ fn assert_same_as_reference(webhook: &[u8]) {
 }
 
 #[test]
+fn non_object_reason_says_whether_json() {
+    let reason = |webhook: &str| {
+        map_webhook(webhook.as_bytes(), Utc::now(), &MappingConfig::default())
+            .unwrap_err()
+            .reason
+    };
+    assert!(reason("not json").starts_with("The webhook is not JSON: "));
+    assert_eq!(reason("[1]"), "The webhook is JSON but not an object.");
+}
+
+#[test]
 fn fixtures_match_reference_mapping() {
     for file in [
         "achievement_update.json",
@@ -387,6 +403,7 @@ fn hard_cases_match_reference_mapping() {
         "\u{a0}{\"type\":\"wallet_update\",\"userId\":\"u1\"}",
         "[1]",
         "",
+        "not json",
         oversized.as_str(),
     ];
     for webhook in cases {
