@@ -136,6 +136,15 @@ at start-up when both are unset, unless receiver.allowUnauthenticated is true.
       optional: true
       {{- end }}
 {{- end }}
+{{- with .root.Values.schemaRegistry.urlSecret }}
+{{- if .name }}
+- name: GWEN_SCHEMA_REGISTRY_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
 {{- with .root.Values.otlp.headersSecret }}
 {{- if .name }}
 - name: OTEL_EXPORTER_OTLP_HEADERS
@@ -237,6 +246,9 @@ configmap.yaml.
 {{- end }}
 {{- if le (int $forwarder.terminationGracePeriodSeconds) (int $forwarder.shutdownTimeoutSeconds) }}
 {{- fail (printf "forwarder.terminationGracePeriodSeconds (%d) must be larger than forwarder.shutdownTimeoutSeconds (%d), or Kubernetes kills forwarders that are still draining" (int $forwarder.terminationGracePeriodSeconds) (int $forwarder.shutdownTimeoutSeconds)) }}
+{{- end }}
+{{- if and .Values.schemaRegistry.url .Values.schemaRegistry.urlSecret.name }}
+{{- fail (printf "schemaRegistry.url and schemaRegistry.urlSecret.name (%s) are both set: keep one, the Secret when the URL holds credentials" .Values.schemaRegistry.urlSecret.name) }}
 {{- end }}
 {{- if le (int .Values.receiver.terminationGracePeriodSeconds) (int .Values.receiver.preStopSleepSeconds) }}
 {{- fail (printf "receiver.terminationGracePeriodSeconds (%d) must be larger than receiver.preStopSleepSeconds (%d)" (int .Values.receiver.terminationGracePeriodSeconds) (int .Values.receiver.preStopSleepSeconds)) }}
