@@ -78,6 +78,13 @@ fn receiver_options(
     kafka: KafkaSettings,
     topics: TopicPolicy,
 ) -> ReceiverOptions {
+    if args.allow_unauthenticated
+        && (!args.webhook_keys.is_empty() || !args.webhook_hmac_secrets.is_empty())
+    {
+        warn!(
+            "--allow-unauthenticated has no effect because webhook keys or HMAC secrets are configured: every webhook must still carry valid credentials"
+        );
+    }
     ReceiverOptions {
         kafka,
         topics,
