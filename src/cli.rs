@@ -65,8 +65,45 @@ pub enum Command {
     Topics(crate::cli_ops::TopicsArgs),
 }
 
-fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
+/// Parses a duration such as `500ms`, `5s` or `2m`.
+pub fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
+        .map_err(|error| format!("{error}; write a number and a unit, for example 500ms, 5s or 2m"))
+}
+
+/// Parses a duration that must be above zero, such as a timeout.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let parsed = duration(text)?;
+    if parsed.is_zero() {
+        return Err("it must be above zero, for example 30s".to_string());
+    }
+    Ok(parsed)
+}
+
+/// Parses a size in bytes, written as a whole number without a unit.
+pub fn byte_count(text: &str) -> Result<usize, String> {
+    text.trim().parse().map_err(|_| {
+        "expected a whole number of bytes without a unit, for example 1048576 for 1 MiB".to_string()
+    })
+}
+
+/// Parses a size in bytes that must be at least 1.
+pub fn positive_byte_count(text: &str) -> Result<usize, String> {
+    match byte_count(text)? {
+        0 => Err("it must be at least 1 byte, for example 1048576 for 1 MiB".to_string()),
+        bytes => Ok(bytes),
+    }
+}
+
+impl Command {
+    /// Rejects option values that each parse but cannot work together, naming the options.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Command::Receiver(args) => args.receiver.validate(&args.kafka.connection),
+            Command::Standalone(args) => args.receiver.validate(&args.kafka.connection),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Connection to the Kafka cluster, shared by every command that uses one.
@@ -260,11 +297,11 @@ pub struct ReceiverOptions {
     pub allow_unauthenticated: bool,
 
     /// Largest request body, in bytes; larger ones get 413 before they are read whole.
-    #[arg(long, env = "GWEN_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    #[arg(long, env = "GWEN_MAX_BODY_BYTES", default_value_t = 1_048_576, value_parser = positive_byte_count)]
     pub max_body_bytes: usize,
 
     /// Largest single webhook, in bytes; keep it below the topic's max.message.bytes.
-    #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000)]
+    #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000, value_parser = positive_byte_count)]
     pub max_record_bytes: usize,
 
     /// Time Kafka has to acknowledge a request's records before the receiver responds 503 (e.g. 5s).
@@ -282,6 +319,22 @@ pub struct ReceiverOptions {
     /// Requests handled at once; more get 503 with Retry-After.
     #[arg(long, env = "GWEN_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,
+}
+
+impl ReceiverOptions {
+    fn validate(&self, connection: &ConnectionArgs) -> Result<(), String> {
+        if self.max_record_bytes > self.max_body_bytes {
+            return Err(format!(
+                "--max-record-bytes {} is larger than --max-body-bytes {}, so no request could carry a webhook of that size; lower --max-record-bytes or raise --max-body-bytes",
+                self.max_record_bytes, self.max_body_bytes
+            ));
+        }
+        // A malformed --kafka-option is reported when the command builds its Kafka settings.
+        if let Ok(settings) = connection.settings() {
+            gwen_segment::receiver::check_produce_timeout(&settings, self.produce_timeout)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -318,7 +371,7 @@ pub struct ForwarderOptions {
     pub segment_ca_file: Option<PathBuf>,
 
     /// Timeout of one Segment request (e.g. 30s).
-    #[arg(long, env = "GWEN_SEGMENT_TIMEOUT", default_value = "30s", value_parser = duration)]
+    #[arg(long, env = "GWEN_SEGMENT_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub segment_timeout: Duration,
 
     /// Maximum wait between retries of a failed Segment request (e.g. 60s).
@@ -327,7 +380,7 @@ pub struct ForwarderOptions {
 
     /// Bytes of received but unfinished messages (as received plus as events) held in memory
     /// before fetching pauses.
-    #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    #[arg(long, env = "GWEN_MAX_IN_FLIGHT_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = byte_count)]
     pub max_in_flight_bytes: usize,
 
     /// Time allowed on SIGTERM to finish batches in flight before exiting (e.g. 20s).

@@ -10,7 +10,7 @@ use gwen_segment::ops::dlq::DlqSelection;
 use gwen_segment::ops::replay::ReplayTarget;
 use gwen_segment::ops::topics::TopicSpec;
 
-use crate::cli::ConnectionArgs;
+use crate::cli::{ConnectionArgs, positive_byte_count, positive_duration};
 
 /// Values of the `gwen-dlq-kind` header.
 const DLQ_KINDS: [&str; 5] = [
@@ -28,10 +28,6 @@ pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|error| {
             format!("{error}; use RFC 3339 with an offset, for example 2025-12-04T13:00:00Z")
         })
-}
-
-fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text)
 }
 
 #[derive(Args)]
@@ -234,7 +230,7 @@ pub struct TopicSpecArgs {
 
     /// retention.ms of each topic (e.g. 7d); keep it above the longest Segment outage you plan
     /// for [default: the broker's].
-    #[arg(long, env = "GWEN_RETENTION", value_parser = duration)]
+    #[arg(long, env = "GWEN_RETENTION", value_parser = positive_duration)]
     pub retention: Option<Duration>,
 
     /// min.insync.replicas of each topic, at most --replication-factor [default: the broker's].
@@ -242,7 +238,7 @@ pub struct TopicSpecArgs {
     pub min_insync_replicas: Option<i32>,
 
     /// The receiver's --max-record-bytes; the topics' max.message.bytes must fit such a record.
-    #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000)]
+    #[arg(long, env = "GWEN_MAX_RECORD_BYTES", default_value_t = 900_000, value_parser = positive_byte_count)]
     pub max_record_bytes: usize,
 }
 

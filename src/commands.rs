@@ -78,6 +78,13 @@ fn receiver_options(
     kafka: KafkaSettings,
     topics: TopicPolicy,
 ) -> ReceiverOptions {
+    if args.allow_unauthenticated
+        && (!args.webhook_keys.is_empty() || !args.webhook_hmac_secrets.is_empty())
+    {
+        warn!(
+            "--allow-unauthenticated has no effect because webhook keys or HMAC secrets are configured: every webhook must still carry valid credentials"
+        );
+    }
     ReceiverOptions {
         kafka,
         topics,
@@ -261,15 +268,13 @@ fn transform(args: TransformArgs) -> anyhow::Result<()> {
         None => chrono::Utc::now(),
     };
 
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let bad = gwen_segment::transform::transform(
-        &input,
-        received_at,
-        &mapping_config(&args.mapping),
-        &mut stdout,
-    )
-    .context("cannot write to stdout")?;
-    drop(stdout);
+    let mut bad = Vec::new();
+    crate::commands_ops::write_stdout(|stdout| {
+        let mut stdout = std::io::BufWriter::new(stdout);
+        let config = mapping_config(&args.mapping);
+        bad = gwen_segment::transform::transform(&input, received_at, &config, &mut stdout)?;
+        Ok(())
+    })?;
 
     let mut stderr = std::io::stderr().lock();
     for input in &bad {

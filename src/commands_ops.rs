@@ -2,6 +2,9 @@
 //! configuration and prints the report on stdout.
 
 use std::future::Future;
+use std::io::{self, Write};
+
+use anyhow::Context;
 
 use gwen_segment::ops::dlq::{self, ShowRecord};
 use gwen_segment::ops::redrive::{self, RedriveConfig};
@@ -11,6 +14,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::cli_ops::{DlqArgs, DlqCommand, ReplayArgs, TopicsArgs, TopicsCommand};
+
+/// Writes a command's output to stdout. A reader that closed stdout early, as `| head` does, ends
+/// the output without an error, because the rest is not wanted.
+pub fn write_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("cannot write to stdout"),
+    }
+}
 
 /// Runs `work` unless SIGINT or SIGTERM comes first.
 async fn until_cancelled<T>(
@@ -35,8 +48,7 @@ pub async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Re
         execute: args.execute,
     };
     let report = until_cancelled(&shutdown, replay::replay(&settings, config)).await?;
-    print!("{report}");
-    Ok(())
+    write_stdout(|out| write!(out, "{report}"))
 }
 
 pub async fn dlq(args: DlqArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -45,26 +57,29 @@ pub async fn dlq(args: DlqArgs, shutdown: CancellationToken) -> anyhow::Result<(
             let settings = source.kafka.settings()?;
             let listing = dlq::list(&settings, &source.dlq_topic, source.selection());
             let summary = until_cancelled(&shutdown, listing).await?;
-            print!("topic {}: {summary}", source.dlq_topic);
+            write_stdout(|out| write!(out, "topic {}: {summary}", source.dlq_topic))?;
         }
         DlqCommand::Show(show) => {
             let source = &show.source;
             let settings = source.kafka.settings()?;
             let reading = dlq::show(&settings, &source.dlq_topic, source.selection(), show.limit);
             let records = until_cancelled(&shutdown, reading).await?;
-            for record in &records {
-                let formatted = ShowRecord {
-                    record,
-                    show_payload: show.show_payload,
-                };
-                println!("{formatted}");
-            }
-            println!(
-                "{} record(s) shown from {} (--limit {})",
-                records.len(),
-                source.dlq_topic,
-                show.limit
-            );
+            write_stdout(|out| {
+                for record in &records {
+                    let formatted = ShowRecord {
+                        record,
+                        show_payload: show.show_payload,
+                    };
+                    writeln!(out, "{formatted}")?;
+                }
+                writeln!(
+                    out,
+                    "{} record(s) shown from {} (--limit {})",
+                    records.len(),
+                    source.dlq_topic,
+                    show.limit
+                )
+            })?;
         }
         DlqCommand::Redrive(args) => {
             let settings = args.source.kafka.settings()?;
@@ -76,7 +91,7 @@ pub async fn dlq(args: DlqArgs, shutdown: CancellationToken) -> anyhow::Result<(
                 execute: args.execute,
             };
             let report = until_cancelled(&shutdown, redrive::redrive(&settings, config)).await?;
-            print!("{report}");
+            write_stdout(|out| write!(out, "{report}"))?;
         }
     }
     Ok(())
@@ -99,7 +114,7 @@ pub async fn topics(args: TopicsArgs, shutdown: CancellationToken) -> anyhow::Re
     } else {
         until_cancelled(&shutdown, topics::ensure(&settings, &config)).await?
     };
-    print!("{report}");
+    write_stdout(|out| write!(out, "{report}"))?;
     if !check_only && !report.matches() {
         warn!("some topics exist with other settings and were left unchanged; see the list above");
     }

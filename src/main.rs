@@ -15,6 +15,11 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Status 2 is what clap exits with for an invalid option value.
+    if let Err(error) = cli.command.validate() {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

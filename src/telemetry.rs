@@ -58,6 +58,15 @@ pub enum TelemetryError {
     )]
     Endpoint { endpoint: String, reason: String },
     #[error(
+        "invalid {option} {filter:?}: {reason}; give a level such as info or debug, or a filter such as info,gwen_segment=debug"
+    )]
+    LogFilter {
+        /// `--log-level` or `RUST_LOG`, whichever the filter came from.
+        option: &'static str,
+        filter: String,
+        reason: String,
+    },
+    #[error(
         "cannot start the OTLP span exporter for --otlp-endpoint {endpoint:?}: {reason}; give the collector's OTLP/HTTP base URL, such as http://otel-collector:4318"
     )]
     Exporter { endpoint: String, reason: String },
@@ -91,12 +100,12 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     // The SDK warns about invalid OTEL_* variables while the provider is built, so those
     // warnings need a subscriber before the global one exists.
     let startup_logs = Registry::default()
-        .with(log_layer(config.log_format).with_filter(log_filter(config.log_level)));
+        .with(log_layer(config.log_format).with_filter(log_filter(config.log_level)?));
     let provider = tracing::subscriber::with_default(startup_logs, || {
         endpoint.map(tracer_provider).transpose()
     })?;
 
-    let logs = log_layer(config.log_format).with_filter(log_filter(config.log_level));
+    let logs = log_layer(config.log_format).with_filter(log_filter(config.log_level)?);
     let traces = provider.as_ref().map(|provider| {
         // Only this crate's spans are exported, because they are few and named.
         let spans = Targets::new().with_target("gwen_segment", LevelFilter::INFO);
@@ -253,12 +262,16 @@ fn traces_url(endpoint: &str) -> Result<String, TelemetryError> {
     Ok(format!("{base}{TRACES_PATH}"))
 }
 
-fn log_filter(level: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::try_new(level).unwrap_or_else(|error| {
-            eprintln!("invalid --log-level {level:?} ({error}); using info");
-            EnvFilter::new("info")
-        })
+/// Builds the log filter from `RUST_LOG` when it is set, else from `--log-level`.
+fn log_filter(level: &str) -> Result<EnvFilter, TelemetryError> {
+    let (option, filter) = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(filter) => ("RUST_LOG", filter),
+        Err(_) => ("--log-level", level.to_string()),
+    };
+    EnvFilter::try_new(&filter).map_err(|error| TelemetryError::LogFilter {
+        option,
+        filter,
+        reason: error.to_string(),
     })
 }
 

@@ -97,8 +97,13 @@ fn wait_for_partitions(consumer: &OpsConsumer, topic: &str) -> Result<Vec<i32>, 
 }
 
 fn log_outcome(outcome: &StartAt, group_id: &str, topic: &str, start_at: DateTime<Utc>) {
+    let in_future = start_at > Utc::now();
     let start_at = start_at.to_rfc3339();
     match outcome {
+        StartAt::Committed(offsets) if in_future => warn!(
+            %group_id, %topic, %start_at, ?offsets,
+            "--start-at is in the future, so no record is that recent yet unless its timestamp is ahead of this clock: the new group starts at the end of each partition and delivers every record written from now on, including those written before --start-at"
+        ),
         StartAt::Committed(offsets) => info!(
             %group_id, %topic, %start_at, ?offsets,
             "new consumer group: committed the offsets at --start-at, so delivery starts there instead of the earliest offset"

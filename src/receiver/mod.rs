@@ -23,7 +23,7 @@ use tracing::{Instrument, debug, info, warn};
 pub use auth::{Authenticator, DEFAULT_SIGNATURE_HEADER, HeaderCheck};
 pub use body::{BodyError, Record, split_records};
 pub use error::ApiError;
-pub use produce::{ProduceError, producer_config};
+pub use produce::{ProduceError, check_produce_timeout, producer_config};
 
 use crate::health::Health;
 use crate::kafka::KafkaProducer;

@@ -13,6 +13,8 @@ use crate::kafka::{framing, headers};
 
 /// Upper bound of the producer's local queue, so a slow cluster turns into 503s, not memory.
 const QUEUE_MAX_KBYTES: &str = "131072";
+/// The producer's `linger.ms` unless a `--kafka-option` sets it.
+const DEFAULT_LINGER_MS: &str = "1";
 
 /// Headers every record of one request gets.
 pub struct RequestHeaders<'a> {
@@ -48,8 +50,38 @@ pub fn producer_config(settings: &KafkaSettings, produce_timeout: Duration) -> C
     // Every request waits for its own records' acknowledgement, so the linger is paid by every
     // request: 1 ms instead of librdkafka's 5 ms more than doubled throughput in scripts/bench.
     // A --kafka-option value wins.
-    set_default(&mut config, "linger.ms", "1");
+    set_default(&mut config, "linger.ms", DEFAULT_LINGER_MS);
     config
+}
+
+/// Checks that `produce_timeout` is longer than the producer's linger, which librdkafka requires
+/// of `message.timeout.ms`. The error names `--produce-timeout`, its value and the linger.
+pub fn check_produce_timeout(
+    settings: &KafkaSettings,
+    produce_timeout: Duration,
+) -> Result<(), String> {
+    let config = producer_config(settings, produce_timeout);
+    let timeout_ms = produce_timeout.as_millis().max(1) as f64;
+    // `queue.buffering.max.ms` is librdkafka's other name for `linger.ms`.
+    for key in ["linger.ms", "queue.buffering.max.ms"] {
+        // A value librdkafka cannot parse is left for librdkafka to report.
+        let Some(linger_ms) = config.get(key).and_then(|v| v.trim().parse::<f64>().ok()) else {
+            continue;
+        };
+        if timeout_ms <= linger_ms {
+            let from_option = settings.options.iter().any(|(option, _)| option == key);
+            let source = if from_option {
+                "set by --kafka-option"
+            } else {
+                "the receiver's default"
+            };
+            return Err(format!(
+                "invalid --produce-timeout {}: it must be longer than the producer's {key} ({linger_ms} ms, {source}); use a timeout of a few seconds, such as the default 5s",
+                humantime::format_duration(produce_timeout)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Produces every record, then waits for all delivery reports. Records enqueued before a
