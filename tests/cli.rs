@@ -77,6 +77,29 @@ fn forwarder_rejects_dlq_topic_equal_to_topic() {
 }
 
 #[test]
+fn operator_commands_reject_dlq_topic_equal_to_topic() {
+    for command in [
+        &["topics", "check", "--replication-factor", "1"][..],
+        &["topics", "ensure", "--replication-factor", "1"][..],
+        &["dlq", "redrive"][..],
+    ] {
+        let mut args = command.to_vec();
+        args.extend([
+            "--brokers",
+            "127.0.0.1:9",
+            "--topic",
+            "same",
+            "--dlq-topic",
+            "same",
+        ]);
+        let output = run(&args, &[]);
+        assert!(!output.status.success(), "{command:?}");
+        let text = stderr(&output);
+        assert!(text.contains("a topic of its own"), "{command:?}: {text}");
+    }
+}
+
+#[test]
 fn forwarder_rejects_segment_url_credentials() {
     let text = forwarder_start_error(&["--segment-url", "https://user:hunter2@proxy.example"]);
     assert!(text.contains("https://***@proxy.example"), "{text}");

@@ -66,3 +66,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|error| OpsError::Failed(format!("a Kafka request task failed: {error}")))?
 }
+
+/// Rejects a dead-letter topic that is also the main topic: its records would be read and
+/// dead-lettered again, or re-driven onto themselves.
+pub(crate) fn check_distinct_topics(topic: &str, dlq_topic: &str) -> Result<(), OpsError> {
+    if topic == dlq_topic {
+        return Err(OpsError::InvalidOption {
+            option: "--dlq-topic",
+            reason: format!(
+                "{dlq_topic:?} is also the --topic; the dead-letter topic must be a topic of its own"
+            ),
+        });
+    }
+    Ok(())
+}

@@ -63,15 +63,7 @@ pub async fn redrive(
     config: RedriveConfig,
 ) -> Result<RedriveReport, OpsError> {
     config.selection.validate()?;
-    if config.dlq_topic == config.topic {
-        return Err(OpsError::InvalidOption {
-            option: "--topic",
-            reason: format!(
-                "{:?} is also the --dlq-topic; re-driven records go back to the main topic, so name both topics",
-                config.topic
-            ),
-        });
-    }
+    super::check_distinct_topics(&config.topic, &config.dlq_topic)?;
     let producer: Option<FutureProducer> = if config.execute {
         let producer = producer_config(settings)
             .create()

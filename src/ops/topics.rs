@@ -135,16 +135,7 @@ impl TopicsReport {
 impl TopicsConfig {
     fn validate(&self) -> Result<(), OpsError> {
         self.spec.validate()?;
-        if self.topic == self.dlq_topic {
-            return Err(OpsError::InvalidOption {
-                option: "--dlq-topic",
-                reason: format!(
-                    "{:?} is also the --topic; the dead-letter topic must be a topic of its own",
-                    self.dlq_topic
-                ),
-            });
-        }
-        Ok(())
+        super::check_distinct_topics(&self.topic, &self.dlq_topic)
     }
 }
 
