@@ -19,7 +19,7 @@ pub struct Authenticator {
 /// `WWW-Authenticate` for webhook keys.
 const KEY_CHALLENGE: &str = "Basic realm=\"gwen-segment\", Bearer";
 
-/// What a 401 response tells the sender about the accepted credentials.
+/// The accepted credentials as a 401 response describes them to the sender.
 #[derive(Debug, Clone)]
 pub struct Challenge {
     pub detail: String,
