@@ -44,9 +44,9 @@ impl SchemaRegistry {
     /// sent as HTTP Basic auth and never shown: errors and logs print `***` in their place.
     pub fn new(url: &str) -> Result<Self, RegistryError> {
         let url = url.trim_end_matches('/');
-        let shown = url_without_userinfo(url);
+        let display_url = url_without_userinfo(url);
         let invalid = |reason: String| RegistryError {
-            url: shown.clone(),
+            url: display_url.clone(),
             message: format!(
                 "invalid --schema-registry-url: {reason}; give an http or https URL such as http://schema-registry:8081"
             ),
@@ -61,7 +61,7 @@ impl SchemaRegistry {
         }
         Ok(SchemaRegistry {
             settings: SrSettings::new(url.to_string()),
-            url: shown,
+            url: display_url,
             request_url: url.to_string(),
             webhook_schema_id: OnceCell::new(),
             known_ids: Mutex::new(HashSet::new()),

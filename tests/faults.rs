@@ -502,7 +502,7 @@ async fn offset_out_of_retention_is_counted() {
     forwarder.stop().await;
 }
 
-/// The partitions that have a `gwen_consumer_lag` series in a forwarder's `/metrics`.
+/// Lists the partitions that have a `gwen_consumer_lag` series in a forwarder's `/metrics`.
 async fn lag_partitions(admin: &str) -> Vec<String> {
     let Ok(response) = reqwest::get(format!("http://{admin}/metrics")).await else {
         return Vec::new();

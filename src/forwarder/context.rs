@@ -167,7 +167,7 @@ impl ConsumerContext for ForwarderContext {
                 Rebalance::Revoke(_) | Rebalance::Error(_) => consumer.incremental_unassign(list),
             };
             if let Err(error) = applied {
-                error!(topic = %self.topic, error = %error, "cannot apply the rebalance to the consumer");
+                error!(topic = %self.topic, error = %error, "failed to apply the rebalance to the consumer");
             }
         }
 

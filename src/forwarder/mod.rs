@@ -175,8 +175,14 @@ pub async fn run(
 async fn close(forwarder: Forwarder) {
     let topic = forwarder.config.topic.clone();
     let closing = tokio::task::spawn_blocking(move || drop(forwarder));
-    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
-        error!(%topic, timeout = %humantime::format_duration(CLOSE_TIMEOUT), "the Kafka consumer did not leave the group in time; its partitions move to other members after the session timeout");
+    match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            error!(%topic, error = %error, "closing the Kafka consumer failed; its partitions move to other members after the session timeout")
+        }
+        Err(_) => {
+            error!(%topic, timeout = %humantime::format_duration(CLOSE_TIMEOUT), "the Kafka consumer did not leave the group in time; its partitions move to other members after the session timeout")
+        }
     }
 }
 

@@ -24,13 +24,13 @@ pub(crate) struct OpsConsumer {
     consumer: BaseConsumer<OpsContext>,
 }
 
-/// Logs the client's errors, except the end-of-partition events these reads ask for.
+/// A client context that logs errors, except the end-of-partition events these reads request.
 pub(crate) struct OpsContext;
 
 impl ClientContext for OpsContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // With enable.partition.eof, librdkafka sometimes also reports a partition's end as a
-        // client-wide error; the reads handle the end themselves.
+        // client-wide error. The reads handle the end themselves.
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
             debug!(reason, "end of partition reported as a client error");
             return;

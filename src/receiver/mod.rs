@@ -165,8 +165,8 @@ async fn receive(State(receiver): State<Arc<Receiver>>, request: Request) -> Res
     response
 }
 
-/// The request's span and the `traceparent` its records carry: the span's own context while
-/// spans are exported, else the sender's header unchanged.
+/// Returns the request's span and the `traceparent` its records carry. While spans are exported,
+/// that is the span's own context; otherwise it is the sender's header unchanged.
 fn trace_request(headers: &HeaderMap, request_id: &str) -> (tracing::Span, Option<String>) {
     let incoming = headers
         .get("traceparent")

@@ -19,7 +19,7 @@ pub enum Verdict {
     Retry {
         status: Option<u16>,
         after: Option<Duration>,
-        /// Why no response arrived (a network error or a timeout), when none did.
+        /// The network error or timeout that left the request without a response, if any.
         error: Option<String>,
     },
 }

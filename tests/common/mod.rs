@@ -480,7 +480,7 @@ pub async fn spawn_forwarder_at(
     child
 }
 
-/// Waits up to 30 s until `url` answers 200, failing the test if the process exits first.
+/// Waits up to 30 s until `url` responds with 200, failing the test if the process exits first.
 pub async fn wait_for_status(child: &mut Child, url: &str, process: &str) {
     for _ in 0..300 {
         if reqwest::get(url).await.is_ok_and(|r| r.status() == 200) {
